@@ -1,0 +1,566 @@
+import { open, type Database, type RootDatabase } from 'lmdb';
+import {
+  InvalidRecordError,
+  InvalidTableError,
+  RecordExistsError,
+  StoreClosedError,
+  compareVersions,
+  isRecordId,
+  isTableName,
+  type ApplyResult,
+  type Cursors,
+  type LocalNode,
+  type LogEntry,
+  type LogStart,
+  type Op,
+  type RecordValue,
+  type Snapshot,
+  type SnapshotRecord,
+  type Version,
+} from '@replica/transport-api';
+import { HybridClock } from './clock.js';
+import { DIGEST_BYTES, recordHash, xorInto } from './digest.js';
+
+/**
+ * When a write's promise resolves:
+ * - `committed`: the LMDB transaction committed; the write survives a crash of the
+ *   process (the OS holds it), not necessarily a power loss. The default.
+ * - `flushed`: the commit was also synced to disk; it survives a power loss.
+ */
+export type Durability = 'committed' | 'flushed';
+
+export interface StoreOptions {
+  /** Directory of the LMDB environment (created if missing). */
+  readonly path: string;
+  /** This node's name, unique in the cluster. */
+  readonly nodeName: string;
+  readonly durability?: Durability;
+  /** Log retention: entries beyond either bound are pruned (at least the newest entry stays). */
+  readonly retention?: { readonly maxEntries?: number; readonly maxAgeMs?: number };
+  /** How often retention runs; 0 disables the timer (call prune() yourself). Default 10 s. */
+  readonly pruneIntervalMs?: number;
+  /** Deepest nesting a record may have. Default 32. */
+  readonly maxDepth?: number;
+  /** Wall clock in ms, for tests of clock skew. Default Date.now. */
+  readonly wallClock?: () => number;
+}
+
+export interface WriteResult {
+  /** Position of the write in this node's log. */
+  readonly seq: number;
+  readonly version: Version;
+  /** true when no live record had this id before. */
+  readonly created: boolean;
+}
+
+export interface TableStats {
+  /** Live records (tombstones not counted). */
+  readonly count: number;
+  /** Hex digest over (id, version) of every record, tombstones included. */
+  readonly digest: string;
+}
+
+/** How a record is kept in LMDB: its version and, unless it is a tombstone, its value. */
+interface StoredRecord {
+  v: Version;
+  d?: RecordValue;
+}
+
+/** A log entry as kept in LMDB, keyed by seq. */
+type StoredEntry = [origin: string, originSeq: number, table: string, id: string, version: Version, op: 0 | 1, value: RecordValue | null];
+
+interface Head {
+  seq: number;
+  clock: [number, number];
+}
+
+interface MutableTableStats {
+  count: number;
+  digest: Buffer;
+}
+
+type MetaKey = string | [string, string];
+
+const DEFAULT_RETENTION = { maxEntries: 1_000_000, maxAgeMs: 7 * 24 * 3600_000 } as const;
+const PRUNE_CHUNK = 10_000;
+
+/**
+ * The node's store: tables of versioned records, the replication log and the
+ * per-origin cursors, in one LMDB environment. Every write, local or replicated,
+ * commits its record, its log entry and the cursor in ONE transaction; concurrent
+ * writes are grouped into one LMDB commit per event-loop turn.
+ */
+export class Store implements LocalNode {
+  readonly name: string;
+  readonly durability: Durability;
+
+  readonly #env: RootDatabase;
+  readonly #records: Database<StoredRecord, [string, string]>;
+  readonly #log: Database<StoredEntry, number>;
+  readonly #index: Database<number, [string, number]>;
+  readonly #meta: Database<unknown, MetaKey>;
+  readonly #clock: HybridClock;
+  readonly #maxDepth: number;
+  readonly #retention: { maxEntries: number; maxAgeMs: number };
+  readonly #wallClock: () => number;
+  readonly #listeners = new Set<(seq: number) => void>();
+  readonly #tables = new Map<string, MutableTableStats>();
+  /** Cursors as the write transaction sees them (may run ahead of the last commit). */
+  readonly #cursors = new Map<string, number>();
+  #seq = 0;
+  #committedSeq = 0;
+  #notifyQueued = false;
+  #pruneTimer: NodeJS.Timeout | undefined;
+  #pruning: Promise<number> | undefined;
+  #closed = false;
+  #failure: unknown;
+
+  private constructor(env: RootDatabase, options: StoreOptions) {
+    this.name = options.nodeName;
+    this.durability = options.durability ?? 'committed';
+    this.#env = env;
+    this.#records = env.openDB({ name: 'records' });
+    this.#log = env.openDB({ name: 'log', keyEncoding: 'uint32' });
+    this.#index = env.openDB({ name: 'origin-index' });
+    this.#meta = env.openDB({ name: 'meta' });
+    this.#maxDepth = options.maxDepth ?? 32;
+    this.#retention = { ...DEFAULT_RETENTION, ...options.retention };
+    this.#wallClock = options.wallClock ?? Date.now;
+
+    const head = this.#meta.get('head') as Head | undefined;
+    this.#seq = this.#committedSeq = head?.seq ?? 0;
+    this.#clock = new HybridClock(this.name, this.#wallClock, head?.clock);
+    for (const { key, value } of this.#meta.getRange({ start: ['cursor'], end: ['cursor', '\uffff'] })) {
+      this.#cursors.set((key as [string, string])[1], value as number);
+    }
+    for (const { key, value } of this.#meta.getRange({ start: ['table'], end: ['table', '\uffff'] })) {
+      const s = value as { count: number; digest: Uint8Array };
+      this.#tables.set((key as [string, string])[1], { count: s.count, digest: Buffer.from(s.digest) });
+    }
+    const interval = options.pruneIntervalMs ?? 10_000;
+    if (interval > 0) {
+      this.#pruneTimer = setInterval(() => void this.prune().catch(() => {}), interval);
+      this.#pruneTimer.unref();
+    }
+  }
+
+  /** Opens (or creates) the store at `options.path`. */
+  static open(options: StoreOptions): Store {
+    // overlappingSync: a commit resolves once visible; `flushed` waits for the disk sync.
+    const env = open({ path: options.path, overlappingSync: true });
+    return new Store(env, options);
+  }
+
+  // ---------------------------------------------------------------- local writes
+
+  /**
+   * Writes a record. `insert` refuses an id that holds a live record
+   * ({@link RecordExistsError}); `upsert` replaces it. Resolves after the commit.
+   */
+  async put(table: string, value: RecordValue, mode: 'insert' | 'upsert' = 'upsert'): Promise<WriteResult> {
+    this.#checkOpen();
+    this.#validate(table, value);
+    const id = value.id;
+    const result = await this.#commit(() => {
+      const prev = this.#records.get([table, id]);
+      const existed = prev?.d !== undefined;
+      if (existed && mode === 'insert') return undefined;
+      const version = this.#clock.now();
+      this.#writeRecord(table, id, prev, { v: version, d: value });
+      const seq = this.#appendOwn(table, id, version, 'put', value);
+      return { seq, version, created: !existed };
+    });
+    if (result === undefined) throw new RecordExistsError(table, id);
+    return result;
+  }
+
+  /** Deletes a record with a versioned tombstone. Resolves undefined when there was no live record. */
+  async delete(table: string, id: string): Promise<WriteResult | undefined> {
+    this.#checkOpen();
+    this.#validateKey(table, id);
+    return this.#commit(() => {
+      const prev = this.#records.get([table, id]);
+      if (prev?.d === undefined) return undefined;
+      const version = this.#clock.now();
+      this.#writeRecord(table, id, prev, { v: version });
+      const seq = this.#appendOwn(table, id, version, 'delete', undefined);
+      return { seq, version, created: false };
+    });
+  }
+
+  /** The live record, or undefined (missing or deleted). */
+  get(table: string, id: string): RecordValue | undefined {
+    this.#checkOpen();
+    this.#validateKey(table, id);
+    return this.#records.get([table, id])?.d;
+  }
+
+  /** The stored version of a record, tombstones included. */
+  versionOf(table: string, id: string): Version | undefined {
+    this.#checkOpen();
+    return this.#records.get([table, id])?.v;
+  }
+
+  hasTable(table: string): boolean {
+    return this.#tables.has(table);
+  }
+
+  /** Count and digest of every table. */
+  tables(): Record<string, TableStats> {
+    const out: Record<string, TableStats> = {};
+    for (const [name, s] of [...this.#tables].sort(([a], [b]) => (a < b ? -1 : 1))) {
+      out[name] = { count: s.count, digest: s.digest.toString('hex') };
+    }
+    return out;
+  }
+
+  // ---------------------------------------------------------------- LocalNode
+
+  lastSeq(): number {
+    return this.#committedSeq;
+  }
+
+  /** The oldest seq still in the log (lastSeq()+1 when the log is empty). */
+  firstSeq(): number {
+    for (const key of this.#log.getKeys({ limit: 1 })) return key;
+    return this.#committedSeq + 1;
+  }
+
+  readLog(fromSeq: number, limit: number): LogEntry[] {
+    this.#checkOpen();
+    const out: LogEntry[] = [];
+    const end = this.#committedSeq + 1;
+    if (fromSeq >= end || limit <= 0) return out;
+    for (const { key, value } of this.#log.getRange({ start: Math.max(fromSeq, 1), end, limit })) {
+      out.push(toEntry(key, value));
+    }
+    return out;
+  }
+
+  cursors(): Cursors {
+    this.#checkOpen();
+    // Read what is committed, not what a pending transaction has staged.
+    const out: Record<string, number> = {};
+    for (const { key, value } of this.#meta.getRange({ start: ['cursor'], end: ['cursor', '\uffff'] })) {
+      out[(key as [string, string])[1]] = value as number;
+    }
+    return out;
+  }
+
+  logStart(cursors: Cursors): LogStart {
+    this.#checkOpen();
+    let from = Number.POSITIVE_INFINITY;
+    for (const [origin, have] of Object.entries(this.cursors())) {
+      const needed = (cursors[origin] ?? 0) + 1;
+      if (needed > have) continue;
+      const pos = this.#index.get([origin, needed]);
+      if (pos === undefined) {
+        return { kind: 'resync', origin, needed, oldest: this.#oldestOriginSeq(origin) };
+      }
+      from = Math.min(from, pos);
+    }
+    return { kind: 'stream', fromSeq: Number.isFinite(from) ? from : this.#committedSeq + 1 };
+  }
+
+  async applyRemote(entries: readonly LogEntry[]): Promise<ApplyResult> {
+    this.#checkOpen();
+    let applied = 0;
+    let skipped = 0;
+    let deferred = 0;
+    await this.#commit(() => {
+      const gapped = new Set<string>();
+      const touched = new Set<string>();
+      for (const e of entries) {
+        const have = this.#cursors.get(e.origin) ?? 0;
+        if (e.originSeq <= have) {
+          skipped++;
+          continue;
+        }
+        if (e.originSeq !== have + 1 || gapped.has(e.origin)) {
+          gapped.add(e.origin);
+          deferred++;
+          continue;
+        }
+        this.#clock.observe(e.version);
+        const prev = this.#records.get([e.table, e.id]);
+        if (prev === undefined || compareVersions(e.version, prev.v) > 0) {
+          this.#writeRecord(e.table, e.id, prev, e.op === 'put' && e.value ? { v: e.version, d: e.value } : { v: e.version });
+        }
+        const seq = ++this.#seq;
+        this.#log.put(seq, [e.origin, e.originSeq, e.table, e.id, e.version, e.op === 'put' ? 0 : 1, e.value ?? null]);
+        this.#index.put([e.origin, e.originSeq], seq);
+        this.#cursors.set(e.origin, e.originSeq);
+        touched.add(e.origin);
+        applied++;
+      }
+      for (const origin of touched) this.#meta.put(['cursor', origin], this.#cursors.get(origin));
+      if (applied > 0) this.#putHead();
+      return this.#seq;
+    });
+    return { applied, skipped, deferred, cursors: this.cursors() };
+  }
+
+  onCommit(listener: (lastSeq: number) => void): () => void {
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
+  }
+
+  snapshot(batchSize: number): Snapshot {
+    this.#checkOpen();
+    // Cursors first: the records read afterwards hold at least everything they cover.
+    const cursors = this.cursors();
+    const records = this.#records;
+    const batches = function* (): Generator<SnapshotRecord[]> {
+      let batch: SnapshotRecord[] = [];
+      for (const { key, value } of records.getRange({ snapshot: true })) {
+        const [table, id] = key;
+        batch.push(value.d === undefined ? { table, id, version: value.v } : { table, id, version: value.v, value: value.d });
+        if (batch.length >= batchSize) {
+          yield batch;
+          batch = [];
+        }
+      }
+      if (batch.length > 0) yield batch;
+    };
+    return { cursors, batches: { [Symbol.iterator]: batches } };
+  }
+
+  async mergeSnapshot(records: readonly SnapshotRecord[]): Promise<number> {
+    this.#checkOpen();
+    for (const r of records) {
+      this.#validateKey(r.table, r.id);
+      if (r.value !== undefined) this.#validate(r.table, r.value);
+    }
+    return this.#commit(() => {
+      let changed = 0;
+      for (const r of records) {
+        this.#clock.observe(r.version);
+        const prev = this.#records.get([r.table, r.id]);
+        if (prev !== undefined && compareVersions(r.version, prev.v) <= 0) continue;
+        this.#writeRecord(r.table, r.id, prev, r.value === undefined ? { v: r.version } : { v: r.version, d: r.value });
+        changed++;
+      }
+      if (changed > 0) this.#putHead();
+      return changed;
+    });
+  }
+
+  async adoptCursors(cursors: Cursors): Promise<void> {
+    this.#checkOpen();
+    await this.#commit(() => {
+      for (const [origin, seq] of Object.entries(cursors)) {
+        if (seq > (this.#cursors.get(origin) ?? 0)) {
+          this.#cursors.set(origin, seq);
+          this.#meta.put(['cursor', origin], seq);
+        }
+      }
+      return this.#seq;
+    });
+  }
+
+  // ---------------------------------------------------------------- retention
+
+  /**
+   * Deletes log entries beyond the retention bounds, oldest first, in chunks; the
+   * newest entry always stays. Resolves with how many entries were pruned.
+   */
+  prune(): Promise<number> {
+    if (this.#closed) return Promise.resolve(0);
+    this.#pruning ??= this.#pruneNow().finally(() => (this.#pruning = undefined));
+    return this.#pruning;
+  }
+
+  async #pruneNow(): Promise<number> {
+    let total = 0;
+    for (;;) {
+      if (this.#closed) return total;
+      const last = this.#committedSeq;
+      const minAge = this.#wallClock() - this.#retention.maxAgeMs;
+      const keepFrom = last - this.#retention.maxEntries + 1;
+      const victims: [number, StoredEntry][] = [];
+      for (const { key, value } of this.#log.getRange({ end: last, limit: PRUNE_CHUNK })) {
+        if (key >= keepFrom && value[4][0] >= minAge) break;
+        victims.push([key, value]);
+      }
+      if (victims.length === 0) return total;
+      await this.#commit(() => {
+        for (const [seq, e] of victims) {
+          this.#log.remove(seq);
+          this.#index.remove([e[0], e[1]]);
+        }
+        return 0;
+      });
+      total += victims.length;
+      if (victims.length < PRUNE_CHUNK) return total;
+    }
+  }
+
+  // ---------------------------------------------------------------- lifecycle
+
+  /** Waits for pending writes, then closes the environment. Idempotent. */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    clearInterval(this.#pruneTimer);
+    await this.#pruning?.catch(() => {});
+    await this.#env.committed;
+    await this.#env.close();
+    this.#listeners.clear();
+  }
+
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /**
+   * Checks that records, log, index, cursors and table stats agree. Returns the
+   * problems found (empty when consistent). Reads the whole store: for tests and
+   * operators, not for hot paths.
+   */
+  verify(): string[] {
+    this.#checkOpen();
+    const problems: string[] = [];
+    const stats = new Map<string, MutableTableStats>();
+    for (const { key, value } of this.#records.getRange({})) {
+      const [table, id] = key;
+      let s = stats.get(table);
+      if (!s) stats.set(table, (s = { count: 0, digest: Buffer.alloc(DIGEST_BYTES) }));
+      if (value.d !== undefined) s.count++;
+      xorInto(s.digest, recordHash(id, value.v));
+    }
+    const stored = this.tables();
+    for (const [table, s] of stats) {
+      const want = { count: s.count, digest: s.digest.toString('hex') };
+      const got = stored[table];
+      if (!got || got.count !== want.count || got.digest !== want.digest) {
+        problems.push(`table ${table}: stats ${JSON.stringify(got)} but records give ${JSON.stringify(want)}`);
+      }
+    }
+    for (const table of Object.keys(stored)) if (!stats.has(table)) problems.push(`table ${table}: stats without records`);
+
+    const maxOrigin = new Map<string, number>();
+    let expectSeq: number | undefined;
+    let lastKey = 0;
+    for (const { key, value } of this.#log.getRange({})) {
+      if (expectSeq !== undefined && key !== expectSeq) problems.push(`log: gap before seq ${key} (expected ${expectSeq})`);
+      expectSeq = key + 1;
+      lastKey = key;
+      const [origin, originSeq, table, id, version] = value;
+      const prevMax = maxOrigin.get(origin);
+      if (prevMax !== undefined && originSeq !== prevMax + 1) problems.push(`log: origin ${origin} jumps from ${prevMax} to ${originSeq} at seq ${key}`);
+      maxOrigin.set(origin, originSeq);
+      if (this.#index.get([origin, originSeq]) !== key) problems.push(`index: ${origin}/${originSeq} does not point at seq ${key}`);
+      const rec = this.#records.get([table, id]);
+      if (!rec || compareVersions(rec.v, version) < 0) problems.push(`records: ${table}/${id} older than log entry ${key}`);
+    }
+    const head = this.#meta.get('head') as Head | undefined;
+    if (lastKey !== 0 && head?.seq !== lastKey) problems.push(`head: seq ${head?.seq} but the log ends at ${lastKey}`);
+    const cursors = this.cursors();
+    for (const [origin, max] of maxOrigin) {
+      if (cursors[origin] !== max) problems.push(`cursor: ${origin} is ${cursors[origin]} but the log holds ${max}`);
+    }
+    return problems;
+  }
+
+  // ---------------------------------------------------------------- internals
+
+  /**
+   * Runs `fn` inside the next batched write transaction and resolves after the
+   * commit (and the disk flush for `flushed`). `fn` must not throw after it wrote:
+   * everything that can fail is checked before it is called.
+   */
+  async #commit<T>(fn: () => T): Promise<T> {
+    if (this.#failure !== undefined) throw this.#failure;
+    let seqAfter = 0;
+    let result: T;
+    try {
+      result = await this.#env.transaction(() => {
+        const r = fn();
+        seqAfter = this.#seq;
+        return r;
+      });
+      if (this.durability === 'flushed') await this.#env.flushed;
+    } catch (err) {
+      // In-memory state ran ahead of a commit that failed: refuse further writes
+      // rather than hand out sequence numbers LMDB does not hold.
+      this.#failure ??= err;
+      throw err;
+    }
+    if (seqAfter > this.#committedSeq) {
+      this.#committedSeq = seqAfter;
+      this.#queueNotify();
+    }
+    return result;
+  }
+
+  #queueNotify(): void {
+    if (this.#notifyQueued) return;
+    this.#notifyQueued = true;
+    queueMicrotask(() => {
+      this.#notifyQueued = false;
+      for (const l of this.#listeners) l(this.#committedSeq);
+    });
+  }
+
+  #appendOwn(table: string, id: string, version: Version, op: Op, value: RecordValue | undefined): number {
+    const seq = ++this.#seq;
+    const originSeq = (this.#cursors.get(this.name) ?? 0) + 1;
+    this.#cursors.set(this.name, originSeq);
+    this.#log.put(seq, [this.name, originSeq, table, id, version, op === 'put' ? 0 : 1, value ?? null]);
+    this.#index.put([this.name, originSeq], seq);
+    this.#meta.put(['cursor', this.name], originSeq);
+    this.#putHead();
+    return seq;
+  }
+
+  #putHead(): void {
+    const head: Head = { seq: this.#seq, clock: this.#clock.state() };
+    this.#meta.put('head', head);
+  }
+
+  #writeRecord(table: string, id: string, prev: StoredRecord | undefined, next: StoredRecord): void {
+    this.#records.put([table, id], next);
+    let s = this.#tables.get(table);
+    if (!s) this.#tables.set(table, (s = { count: 0, digest: Buffer.alloc(DIGEST_BYTES) }));
+    if (prev) xorInto(s.digest, recordHash(id, prev.v));
+    xorInto(s.digest, recordHash(id, next.v));
+    s.count += (next.d !== undefined ? 1 : 0) - (prev?.d !== undefined ? 1 : 0);
+    this.#meta.put(['table', table], { count: s.count, digest: Buffer.from(s.digest) });
+  }
+
+  #oldestOriginSeq(origin: string): number {
+    for (const key of this.#index.getKeys({ start: [origin, 0], end: [origin, Number.MAX_SAFE_INTEGER], limit: 1 })) {
+      return key[1];
+    }
+    return 0;
+  }
+
+  #checkOpen(): void {
+    if (this.#closed) throw new StoreClosedError();
+  }
+
+  #validateKey(table: string, id: unknown): void {
+    if (!isTableName(table)) throw new InvalidTableError(String(table));
+    if (!isRecordId(id)) throw new InvalidRecordError('id must be a non-empty string of at most 512 bytes');
+  }
+
+  #validate(table: string, value: RecordValue): void {
+    if (value === null || typeof value !== 'object' || Array.isArray(value)) {
+      throw new InvalidRecordError('a record must be a JSON object');
+    }
+    this.#validateKey(table, value.id);
+    if (depthExceeds(value, this.#maxDepth)) throw new InvalidRecordError(`nesting deeper than ${this.#maxDepth} levels`);
+  }
+}
+
+function depthExceeds(v: unknown, max: number): boolean {
+  if (v === null || typeof v !== 'object') return false;
+  if (max <= 0) return true;
+  for (const child of Array.isArray(v) ? v : Object.values(v)) if (depthExceeds(child, max - 1)) return true;
+  return false;
+}
+
+function toEntry(seq: number, e: StoredEntry): LogEntry {
+  const base = { seq, origin: e[0], originSeq: e[1], table: e[2], id: e[3], version: e[4] };
+  return e[5] === 0 && e[6] ? { ...base, op: 'put', value: e[6] } : { ...base, op: 'delete' };
+}

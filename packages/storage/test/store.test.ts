@@ -1,0 +1,128 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import {
+  InvalidRecordError,
+  InvalidTableError,
+  RecordExistsError,
+  StoreClosedError,
+  type LogEntry,
+} from '@replica/transport-api';
+import { tempStores } from './helpers.js';
+
+const t = tempStores();
+afterEach(() => t.cleanup());
+
+describe('local writes', () => {
+  it('creates tables on first write and reads records back', async () => {
+    const s = t.open('n1');
+    expect(s.hasTable('users')).toBe(false);
+    const r = await s.put('users', { id: 'a', name: 'Ada' }, 'insert');
+    expect(r).toMatchObject({ seq: 1, created: true });
+    expect(r.version[2]).toBe('n1');
+    expect(s.get('users', 'a')).toEqual({ id: 'a', name: 'Ada' });
+    expect(s.hasTable('users')).toBe(true);
+    expect(s.tables().users?.count).toBe(1);
+  });
+
+  it('insert refuses a live id; upsert replaces it and reports created=false', async () => {
+    const s = t.open('n1');
+    await s.put('users', { id: 'a', v: 1 }, 'insert');
+    await expect(s.put('users', { id: 'a', v: 2 }, 'insert')).rejects.toBeInstanceOf(RecordExistsError);
+    const r = await s.put('users', { id: 'a', v: 3 }, 'upsert');
+    expect(r.created).toBe(false);
+    expect(s.get('users', 'a')).toEqual({ id: 'a', v: 3 });
+    expect(s.lastSeq()).toBe(2); // the refused insert wrote nothing
+  });
+
+  it('deletes with a tombstone that keeps a version; deleting again is a no-op', async () => {
+    const s = t.open('n1');
+    const put = await s.put('users', { id: 'a' });
+    const del = await s.delete('users', 'a');
+    expect(del).toBeDefined();
+    expect(s.get('users', 'a')).toBeUndefined();
+    expect(s.versionOf('users', 'a')).toEqual(del?.version);
+    expect(del!.version > put.version || del!.version[1] > put.version[1]).toBe(true);
+    expect(await s.delete('users', 'a')).toBeUndefined();
+    expect(s.tables().users?.count).toBe(0);
+    // an insert may re-create a deleted id
+    expect((await s.put('users', { id: 'a' }, 'insert')).created).toBe(true);
+  });
+
+  it('gives every write a gap-free seq and originSeq, even when concurrent', async () => {
+    const s = t.open('n1');
+    const results = await Promise.all(Array.from({ length: 500 }, (_, i) => s.put('t', { id: `k${i}` })));
+    expect(results.map((r) => r.seq).sort((a, b) => a - b)).toEqual(Array.from({ length: 500 }, (_, i) => i + 1));
+    const log = s.readLog(1, 1000);
+    expect(log.map((e) => e.originSeq)).toEqual(Array.from({ length: 500 }, (_, i) => i + 1));
+    expect(s.cursors()).toEqual({ n1: 500 });
+    expect(s.verify()).toEqual([]);
+  });
+
+  it('rejects bad input with the shared error classes and writes nothing', async () => {
+    const s = t.open('n1');
+    await expect(s.put('1bad', { id: 'a' })).rejects.toBeInstanceOf(InvalidTableError);
+    await expect(s.put('t', { id: 5 } as never)).rejects.toBeInstanceOf(InvalidRecordError);
+    await expect(s.put('t', { id: '' })).rejects.toBeInstanceOf(InvalidRecordError);
+    await expect(s.put('t', { id: 'x'.repeat(513) })).rejects.toBeInstanceOf(InvalidRecordError);
+    await expect(s.put('t', [] as never)).rejects.toBeInstanceOf(InvalidRecordError);
+    let deep: Record<string, unknown> = {};
+    const root = { id: 'deep', d: deep };
+    for (let i = 0; i < 40; i++) deep = deep['d'] = {};
+    await expect(s.put('t', root)).rejects.toThrow(/nesting deeper/);
+    expect(s.lastSeq()).toBe(0);
+    expect(s.tables()).toEqual({});
+  });
+
+  it('refuses use after close', async () => {
+    const s = t.open('n1');
+    await s.close();
+    await expect(s.put('t', { id: 'a' })).rejects.toBeInstanceOf(StoreClosedError);
+    expect(() => s.get('t', 'a')).toThrow(StoreClosedError);
+  });
+});
+
+describe('the log', () => {
+  it('reads in bounded batches from a sequence', async () => {
+    const s = t.open('n1');
+    for (let i = 0; i < 25; i++) await s.put('t', { id: `k${i}` });
+    expect(s.readLog(1, 10).map((e) => e.seq)).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
+    expect(s.readLog(21, 10).map((e) => e.seq)).toEqual([21, 22, 23, 24, 25]);
+    expect(s.readLog(26, 10)).toEqual([]);
+    const e = s.readLog(3, 1)[0] as LogEntry;
+    expect(e).toMatchObject({ seq: 3, origin: 'n1', originSeq: 3, table: 't', id: 'k2', op: 'put', value: { id: 'k2' } });
+  });
+
+  it('notifies commit listeners with the newest seq, once per commit', async () => {
+    const s = t.open('n1');
+    const seen: number[] = [];
+    const off = s.onCommit((seq) => seen.push(seq));
+    await Promise.all([s.put('t', { id: 'a' }), s.put('t', { id: 'b' }), s.put('t', { id: 'c' })]);
+    await new Promise((r) => setImmediate(r));
+    expect(seen.at(-1)).toBe(3);
+    off();
+    await s.put('t', { id: 'd' });
+    await new Promise((r) => setImmediate(r));
+    expect(seen.at(-1)).toBe(3);
+  });
+
+  it('prunes beyond retention, keeps the newest entry, and asks for a resync when a cursor fell off', async () => {
+    const s = t.open('n1', { retention: { maxEntries: 10 } });
+    for (let i = 0; i < 30; i++) await s.put('t', { id: `k${i}` });
+    expect(await s.prune()).toBe(20);
+    expect(s.firstSeq()).toBe(21);
+    expect(s.readLog(1, 100).map((e) => e.seq)).toEqual(Array.from({ length: 10 }, (_, i) => i + 21));
+    expect(s.logStart({})).toEqual({ kind: 'resync', origin: 'n1', needed: 1, oldest: 21 });
+    expect(s.logStart({ n1: 20 })).toEqual({ kind: 'stream', fromSeq: 21 });
+    expect(s.logStart({ n1: 30 })).toEqual({ kind: 'stream', fromSeq: 31 });
+    expect(s.verify()).toEqual([]);
+  });
+
+  it('prunes by age', async () => {
+    let now = 1_000_000;
+    const s = t.open('n1', { retention: { maxAgeMs: 1000 }, wallClock: () => now });
+    for (let i = 0; i < 5; i++) await s.put('t', { id: `old${i}` });
+    now += 5000;
+    for (let i = 0; i < 3; i++) await s.put('t', { id: `new${i}` });
+    expect(await s.prune()).toBe(5);
+    expect(s.readLog(1, 100).map((e) => e.id)).toEqual(['new0', 'new1', 'new2']);
+  });
+});

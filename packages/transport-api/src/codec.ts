@@ -1,0 +1,94 @@
+import { Packr } from 'msgpackr';
+import { MalformedFrameError } from './errors.js';
+import { isNodeName, isRecordId, isTableName } from './names.js';
+import type { LogEntry, RecordValue, Version } from './types.js';
+
+/**
+ * The batch codec both transports use: a msgpack array `[CODEC_VERSION, ...entries]`,
+ * each entry a flat tuple. Tuples keep batches small and make decoding a strict shape
+ * check rather than a trust exercise: anything off is a {@link MalformedFrameError}.
+ */
+export const CODEC_VERSION = 1;
+
+const packr = new Packr({ useRecords: false, mapsAsObjects: true, int64AsType: 'number' });
+
+type EntryTuple = [
+  seq: number,
+  origin: string,
+  originSeq: number,
+  table: string,
+  id: string,
+  wallMs: number,
+  counter: number,
+  node: string,
+  op: 0 | 1,
+  value: RecordValue | null,
+];
+
+export function encodeBatch(entries: readonly LogEntry[]): Buffer {
+  const out: unknown[] = [CODEC_VERSION];
+  for (const e of entries) {
+    const t: EntryTuple = [
+      e.seq,
+      e.origin,
+      e.originSeq,
+      e.table,
+      e.id,
+      e.version[0],
+      e.version[1],
+      e.version[2],
+      e.op === 'put' ? 0 : 1,
+      e.value ?? null,
+    ];
+    out.push(t);
+  }
+  return packr.pack(out);
+}
+
+const isSeq = (n: unknown): n is number => Number.isSafeInteger(n) && (n as number) >= 0;
+
+/** Decodes and validates a batch. Throws {@link MalformedFrameError} on anything unexpected. */
+export function decodeBatch(buf: Uint8Array): LogEntry[] {
+  let raw: unknown;
+  try {
+    raw = packr.unpack(buf);
+  } catch (cause) {
+    throw new MalformedFrameError('not valid msgpack', { cause });
+  }
+  if (!Array.isArray(raw) || raw.length === 0) throw new MalformedFrameError('not a batch array');
+  if (raw[0] !== CODEC_VERSION) throw new MalformedFrameError(`unknown codec version ${String(raw[0])}`);
+  const entries: LogEntry[] = [];
+  for (let i = 1; i < raw.length; i++) entries.push(decodeEntry(raw[i], i - 1));
+  return entries;
+}
+
+function decodeEntry(t: unknown, index: number): LogEntry {
+  const bad = (what: string): never => {
+    throw new MalformedFrameError(`entry ${index}: ${what}`);
+  };
+  if (!Array.isArray(t) || t.length !== 10) return bad('not a 10-field tuple');
+  const [seq, origin, originSeq, table, id, wallMs, counter, node, op, value] = t as unknown[];
+  if (!isSeq(seq)) bad('seq is not a non-negative integer');
+  if (!isNodeName(origin)) bad('origin is not a node name');
+  if (!isSeq(originSeq) || originSeq === 0) bad('originSeq is not a positive integer');
+  if (!isTableName(table)) bad('table is not a table name');
+  if (!isRecordId(id)) bad('id is not a valid record id');
+  if (!isSeq(wallMs) || !isSeq(counter) || !isNodeName(node)) bad('version is malformed');
+  if (op !== 0 && op !== 1) bad('op is neither put nor delete');
+  const version: Version = [wallMs as number, counter as number, node as string];
+  const base = {
+    seq: seq as number,
+    origin: origin as string,
+    originSeq: originSeq as number,
+    table: table as string,
+    id: id as string,
+    version,
+  };
+  if (op === 1) {
+    if (value !== null) bad('delete carries a value');
+    return { ...base, op: 'delete' };
+  }
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) bad('put value is not an object');
+  if ((value as { id?: unknown }).id !== id) bad('put value id does not match the entry id');
+  return { ...base, op: 'put', value: value as RecordValue };
+}

@@ -1,0 +1,122 @@
+/**
+ * Every error Replica raises on purpose carries a stable `code`. The list of codes
+ * lives in {@link errorCodes} and in docs/errors.md; a test keeps the two in step.
+ */
+export abstract class ReplicaError extends Error {
+  abstract readonly code: string;
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+  }
+  override get name(): string {
+    return this.constructor.name;
+  }
+}
+
+/** A transport was started twice, used after stop(), or used before start(). */
+export class TransportStateError extends ReplicaError {
+  readonly code = 'REPLICA_ERR_TRANSPORT_STATE';
+  constructor(readonly transport: string, readonly state: string, message: string) {
+    super(message);
+  }
+}
+
+/** A peer was refused: bad certificate, unknown node name, wrong cluster. */
+export class PeerRejectedError extends ReplicaError {
+  readonly code = 'REPLICA_ERR_PEER_REJECTED';
+  constructor(readonly peer: string, readonly reason: string, options?: { cause?: unknown }) {
+    super(`peer ${peer} rejected: ${reason}`, options);
+  }
+}
+
+/** A frame or batch could not be decoded, or holds entries of the wrong shape. */
+export class MalformedFrameError extends ReplicaError {
+  readonly code = 'REPLICA_ERR_FRAME_MALFORMED';
+  constructor(readonly reason: string, options?: { cause?: unknown }) {
+    super(`malformed frame: ${reason}`, options);
+  }
+}
+
+/** A frame is larger than the configured limit. */
+export class FrameTooLargeError extends ReplicaError {
+  readonly code = 'REPLICA_ERR_FRAME_TOO_LARGE';
+  constructor(readonly size: number, readonly limit: number) {
+    super(`frame of ${size} bytes exceeds the limit of ${limit} bytes`);
+  }
+}
+
+/** The store was used after close(). */
+export class StoreClosedError extends ReplicaError {
+  readonly code = 'REPLICA_ERR_STORE_CLOSED';
+  constructor() {
+    super('the store is closed');
+  }
+}
+
+/** A table name does not match ^[A-Za-z][A-Za-z0-9_]{0,63}$. */
+export class InvalidTableError extends ReplicaError {
+  readonly code = 'REPLICA_ERR_TABLE_INVALID';
+  constructor(readonly table: string) {
+    super(`invalid table name ${JSON.stringify(table.slice(0, 80))}: use a letter, then up to 63 letters, digits or _`);
+  }
+}
+
+/** A table has never been written on this node. */
+export class TableNotFoundError extends ReplicaError {
+  readonly code = 'REPLICA_ERR_TABLE_NOT_FOUND';
+  constructor(readonly table: string) {
+    super(`table ${table} does not exist`);
+  }
+}
+
+/** A record is not a JSON object with a valid string id, or breaks a size/depth limit. */
+export class InvalidRecordError extends ReplicaError {
+  readonly code = 'REPLICA_ERR_RECORD_INVALID';
+  constructor(readonly reason: string) {
+    super(`invalid record: ${reason}`);
+  }
+}
+
+/** An insert named an id that already holds a live record. */
+export class RecordExistsError extends ReplicaError {
+  readonly code = 'REPLICA_ERR_RECORD_EXISTS';
+  constructor(readonly table: string, readonly id: string) {
+    super(`record ${table}/${id} already exists`);
+  }
+}
+
+/** No live record with this id. */
+export class RecordNotFoundError extends ReplicaError {
+  readonly code = 'REPLICA_ERR_RECORD_NOT_FOUND';
+  constructor(readonly table: string, readonly id: string) {
+    super(`record ${table}/${id} not found`);
+  }
+}
+
+/** Configuration is invalid; `problems` lists every problem found at once. */
+export class ConfigError extends ReplicaError {
+  readonly code = 'REPLICA_ERR_CONFIG_INVALID';
+  constructor(readonly problems: readonly string[]) {
+    super(`invalid configuration:\n  - ${problems.join('\n  - ')}`);
+  }
+}
+
+/** The error classes of this package, by code. */
+export const errorClasses = {
+  REPLICA_ERR_TRANSPORT_STATE: TransportStateError,
+  REPLICA_ERR_PEER_REJECTED: PeerRejectedError,
+  REPLICA_ERR_FRAME_MALFORMED: MalformedFrameError,
+  REPLICA_ERR_FRAME_TOO_LARGE: FrameTooLargeError,
+  REPLICA_ERR_STORE_CLOSED: StoreClosedError,
+  REPLICA_ERR_TABLE_INVALID: InvalidTableError,
+  REPLICA_ERR_TABLE_NOT_FOUND: TableNotFoundError,
+  REPLICA_ERR_RECORD_INVALID: InvalidRecordError,
+  REPLICA_ERR_RECORD_EXISTS: RecordExistsError,
+  REPLICA_ERR_RECORD_NOT_FOUND: RecordNotFoundError,
+  REPLICA_ERR_CONFIG_INVALID: ConfigError,
+} as const;
+
+export type ErrorCode = keyof typeof errorClasses;
+
+export function isReplicaError(err: unknown): err is ReplicaError {
+  return err instanceof ReplicaError;
+}
