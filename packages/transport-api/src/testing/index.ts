@@ -1,0 +1,222 @@
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { TransportStateError } from '../errors.js';
+import type { Cursors, LogEntry, RecordValue, ReplicationTransport } from '../types.js';
+
+/** One node of a cluster under test: its transport and a handle on its store. */
+export interface SuiteNode {
+  readonly name: string;
+  readonly transport: ReplicationTransport;
+  put(table: string, value: RecordValue): Promise<{ readonly seq: number }>;
+  delete(table: string, id: string): Promise<unknown>;
+  get(table: string, id: string): RecordValue | undefined;
+  /** Per-table count and digest. */
+  tables(): Record<string, { readonly count: number; readonly digest: string }>;
+  cursors(): Cursors;
+  readLog(fromSeq: number, limit: number): LogEntry[];
+}
+
+/** A running cluster; every node's transport is started and its peers are configured. */
+export interface SuiteCluster {
+  readonly nodes: readonly SuiteNode[];
+  /** Stops node i's transport and closes its store, keeping its data. */
+  stopNode(i: number): Promise<void>;
+  /** Reopens node i from its data and starts a fresh transport for it; replaces nodes[i]. */
+  startNode(i: number): Promise<void>;
+  /** Stops everything and removes every file and process the setup made. Must not throw if already torn down. */
+  teardown(): Promise<void>;
+}
+
+export interface TransportSuiteOptions {
+  /** Shown in test names. */
+  readonly name: string;
+  /** Starts a cluster of `size` nodes (2 to 3). */
+  setup(size: number): Promise<SuiteCluster>;
+  readonly capabilities?: {
+    /** `waitForReplicas` is implemented. */
+    readonly confirm?: boolean;
+  };
+  /** How long convergence may take in one test. Default 20 s. */
+  readonly convergeTimeoutMs?: number;
+}
+
+/** Polls `check` every 20 ms until it returns true; fails with `describe()` after `timeoutMs`. */
+export async function eventually(check: () => boolean, timeoutMs: number, describe: () => string): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`not reached within ${timeoutMs} ms: ${describe()}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+const digestsOf = (nodes: readonly SuiteNode[]) => nodes.map((n) => JSON.stringify(n.tables()));
+
+/** Waits until every node holds the same tables, counts and digests. */
+export async function converged(nodes: readonly SuiteNode[], timeoutMs: number): Promise<void> {
+  await eventually(
+    () => new Set(digestsOf(nodes)).size === 1,
+    timeoutMs,
+    () => digestsOf(nodes).map((d, i) => `${nodes[i]?.name}: ${d}`).join('\n'),
+  );
+}
+
+/** Entries of each origin in a node's log, checked to be contiguous and unique. */
+function originRuns(node: SuiteNode): Map<string, number[]> {
+  const runs = new Map<string, number[]>();
+  for (let from = 1; ; ) {
+    const batch = node.readLog(from, 1000);
+    if (batch.length === 0) break;
+    for (const e of batch) {
+      const run = runs.get(e.origin) ?? [];
+      run.push(e.originSeq);
+      runs.set(e.origin, run);
+    }
+    from = (batch.at(-1) as LogEntry).seq + 1;
+  }
+  return runs;
+}
+
+function expectContiguousLog(node: SuiteNode): void {
+  for (const [origin, run] of originRuns(node)) {
+    const expected = Array.from({ length: run.length }, (_, i) => (run[0] as number) + i);
+    expect(run, `${node.name}'s log of origin ${origin} is contiguous, without duplicates`).toEqual(expected);
+  }
+}
+
+/** Leaked handles: sockets, servers and timers present after teardown that were not there before. */
+function handleCounts(): Map<string, number> {
+  const counts = new Map<string, number>();
+  for (const r of process.getActiveResourcesInfo()) {
+    if (/TCP|TLS|Pipe|Timeout|Immediate|UDP/.test(r)) counts.set(r, (counts.get(r) ?? 0) + 1);
+  }
+  return counts;
+}
+
+/**
+ * The compliance suite every ReplicationTransport passes. Call it from a transport's
+ * `test/compliance.test.ts` with a setup that starts real processes where the
+ * transport needs them.
+ */
+export function runTransportSuite(opts: TransportSuiteOptions): void {
+  const timeout = opts.convergeTimeoutMs ?? 20_000;
+  const caps = opts.capabilities ?? {};
+
+  describe(`ReplicationTransport compliance: ${opts.name}`, () => {
+    let cluster: SuiteCluster | undefined;
+    const start = async (size: number) => (cluster = await opts.setup(size));
+    beforeEach(() => {
+      cluster = undefined;
+    });
+    afterEach(async () => {
+      await cluster?.teardown();
+    });
+
+    it('replicates every write of every node to every other node', async () => {
+      const { nodes } = await start(3);
+      await Promise.all(
+        nodes.map((n) => Promise.all(Array.from({ length: 40 }, (_, i) => n.put('items', { id: `${n.name}-${i}`, i })))),
+      );
+      await converged(nodes, timeout);
+      for (const n of nodes) expect(n.tables().items?.count).toBe(120);
+      expect(nodes[2]?.get('items', `${nodes[0]?.name}-7`)).toEqual({ id: `${nodes[0]?.name}-7`, i: 7 });
+    });
+
+    it('applies the writes of one origin in origin order', async () => {
+      const { nodes } = await start(2);
+      const [a, b] = nodes as [SuiteNode, SuiteNode];
+      for (let i = 0; i < 60; i++) await a.put('counter', { id: 'c', i });
+      await converged(nodes, timeout);
+      expect(b.get('counter', 'c')).toEqual({ id: 'c', i: 59 });
+      expect(originRuns(b).get(a.name)).toEqual(Array.from({ length: 60 }, (_, i) => i + 1));
+    });
+
+    it('converges when several nodes write the same ids at once (last write wins)', async () => {
+      const { nodes } = await start(3);
+      await Promise.all(
+        nodes.map((n) =>
+          Promise.all(Array.from({ length: 30 }, (_, i) => n.put('shared', { id: `k${i % 10}`, by: n.name, i }))),
+        ),
+      );
+      await converged(nodes, timeout);
+      for (let k = 0; k < 10; k++) {
+        const values = nodes.map((n) => JSON.stringify(n.get('shared', `k${k}`)));
+        expect(new Set(values).size).toBe(1);
+      }
+    });
+
+    it('replicates deletes as tombstones', async () => {
+      const { nodes } = await start(2);
+      const [a, b] = nodes as [SuiteNode, SuiteNode];
+      await Promise.all(Array.from({ length: 10 }, (_, i) => a.put('t', { id: `k${i}` })));
+      await converged(nodes, timeout);
+      await b.delete('t', 'k3');
+      await a.delete('t', 'k4');
+      await converged(nodes, timeout);
+      for (const n of nodes) {
+        expect(n.get('t', 'k3')).toBeUndefined();
+        expect(n.get('t', 'k4')).toBeUndefined();
+        expect(n.tables().t?.count).toBe(8);
+      }
+    });
+
+    it('a restarted node resumes from its cursor: nothing lost, nothing applied twice', async () => {
+      const c = await start(3);
+      await Promise.all(c.nodes.map((n) => n.put('t', { id: `before-${n.name}` })));
+      await converged(c.nodes, timeout);
+      await c.stopNode(2);
+      const live = c.nodes.slice(0, 2);
+      await Promise.all(live.map((n) => Promise.all(Array.from({ length: 25 }, (_, i) => n.put('t', { id: `during-${n.name}-${i}` })))));
+      await c.startNode(2);
+      await c.nodes[2]?.put('t', { id: 'after-restart' });
+      await converged(c.nodes, timeout);
+      expect(c.nodes[2]?.tables().t?.count).toBe(3 + 50 + 1);
+      for (const n of c.nodes) expectContiguousLog(n);
+    });
+
+    it('status() lists every peer and reaches zero lag', async () => {
+      const { nodes } = await start(3);
+      const [a] = nodes as [SuiteNode];
+      expect(a.transport.status().started).toBe(true);
+      await Promise.all(Array.from({ length: 20 }, (_, i) => a.put('t', { id: `k${i}` })));
+      await converged(nodes, timeout);
+      await eventually(
+        () => a.transport.status().peers.every((p) => p.connected && p.lagEntries === 0),
+        timeout,
+        () => JSON.stringify(a.transport.status()),
+      );
+      const names = a.transport.status().peers.map((p) => p.name).sort();
+      expect(names).toEqual(nodes.slice(1).map((n) => n.name).sort());
+      for (const p of a.transport.status().peers) expect(p.ackedSeq).toBeGreaterThanOrEqual(20);
+    });
+
+    it.skipIf(!caps.confirm)('waitForReplicas confirms applied writes and reports a shortfall on timeout', async () => {
+      const c = await start(3);
+      const a = c.nodes[0] as SuiteNode;
+      const wait = a.transport.waitForReplicas?.bind(a.transport);
+      if (!wait) throw new Error('capability confirm is set but waitForReplicas is missing');
+      const w = await a.put('t', { id: 'confirmed' });
+      expect(await wait(w.seq, 2, timeout)).toBe(2);
+      await c.stopNode(2);
+      const w2 = await a.put('t', { id: 'one-peer-down' });
+      const t0 = Date.now();
+      expect(await wait(w2.seq, 2, 300)).toBe(1);
+      expect(Date.now() - t0).toBeGreaterThanOrEqual(250);
+    });
+
+    it('stop() is idempotent, releases every socket and timer, and a stopped transport cannot restart', async () => {
+      const before = handleCounts();
+      const c = await start(2);
+      await c.nodes[0]?.put('t', { id: 'x' });
+      await converged(c.nodes, timeout);
+      const transport = c.nodes[0]?.transport as ReplicationTransport;
+      await c.teardown();
+      await transport.stop();
+      await new Promise((r) => setTimeout(r, 50));
+      const after = handleCounts();
+      for (const [kind, n] of after) {
+        expect(n, `${kind} handles left after teardown`).toBeLessThanOrEqual(before.get(kind) ?? 0);
+      }
+      expect(transport.status().started).toBe(false);
+      await expect(transport.start({} as never)).rejects.toBeInstanceOf(TransportStateError);
+    });
+  });
+}

@@ -1,0 +1,216 @@
+import {
+  TransportStateError,
+  type LocalNode,
+  type LogEntry,
+  type PeerStatus,
+  type ReplicationTransport,
+  type StartOptions,
+  type TransportStatus,
+} from '@replica/transport-api';
+
+/**
+ * An in-process "network" that memory transports join by node name. It is the
+ * reference implementation of the transport contract: it proves the compliance
+ * suite and lets app tests run several nodes in one process. It is not a stand-in
+ * for the real transports in their own tests.
+ */
+export class MemoryNetwork {
+  /** @internal */
+  readonly members = new Map<string, MemoryTransport>();
+}
+
+export interface MemoryTransportInit {
+  readonly network: MemoryNetwork;
+  /** Entries per delivered batch. Default 256. */
+  readonly batchSize?: number;
+}
+
+/** Creates a transport that replicates through `init.network`. */
+export function memoryTransport(init: MemoryTransportInit): ReplicationTransport {
+  return new MemoryTransport(init);
+}
+
+type State = 'new' | 'started' | 'stopped';
+
+/** One outgoing link: streams this node's log to one peer. */
+class Link {
+  ackedSeq = 0;
+  batches = 0;
+  entries = 0;
+  #wake: (() => void) | undefined;
+  #stopped = false;
+  readonly done: Promise<void>;
+
+  constructor(
+    readonly from: MemoryTransport,
+    readonly to: MemoryTransport,
+    private readonly batchSize: number,
+  ) {
+    this.done = this.#run();
+  }
+
+  poke(): void {
+    this.#wake?.();
+  }
+
+  stop(): void {
+    this.#stopped = true;
+    this.poke();
+  }
+
+  async #run(): Promise<void> {
+    const local = this.from.node as LocalNode;
+    let pos = await this.#startPosition();
+    while (!this.#stopped) {
+      const batch = local.readLog(pos, this.batchSize);
+      if (batch.length === 0) {
+        await new Promise<void>((resolve) => {
+          this.#wake = resolve;
+          if (local.lastSeq() >= pos || this.#stopped) resolve();
+        });
+        this.#wake = undefined;
+        continue;
+      }
+      const last = (batch.at(-1) as LogEntry).seq;
+      const payload = batch.filter((e) => e.origin !== this.to.name);
+      // Deliver on a later turn, as a network would.
+      await new Promise((r) => setImmediate(r));
+      if (this.#stopped || !this.to.node) return;
+      const result = payload.length > 0 ? await this.to.node.applyRemote(payload) : undefined;
+      this.batches++;
+      this.entries += payload.length;
+      if (result && result.deferred > 0) {
+        pos = await this.#startPosition();
+        continue;
+      }
+      this.ackedSeq = Math.max(this.ackedSeq, last);
+      this.from.acked();
+      pos = last + 1;
+    }
+  }
+
+  async #startPosition(): Promise<number> {
+    const local = this.from.node as LocalNode;
+    const peer = this.to.node as LocalNode;
+    const start = local.logStart(peer.cursors());
+    if (start.kind === 'stream') return start.fromSeq;
+    // The peer needs entries this log no longer holds: merge a snapshot instead.
+    const snap = local.snapshot(512);
+    for (const batch of snap.batches) await peer.mergeSnapshot(batch);
+    await peer.adoptCursors(snap.cursors);
+    const after = local.logStart(peer.cursors());
+    return after.kind === 'stream' ? after.fromSeq : local.lastSeq() + 1;
+  }
+}
+
+class MemoryTransport implements ReplicationTransport {
+  readonly kind = 'memory';
+  node: LocalNode | undefined;
+  #state: State = 'new';
+  readonly #network: MemoryNetwork;
+  readonly #batchSize: number;
+  readonly #links = new Map<string, Link>();
+  readonly #waiters = new Set<() => void>();
+  #unsubscribe: (() => void) | undefined;
+  #onAbort: (() => void) | undefined;
+  #signal: AbortSignal | undefined;
+
+  constructor(init: MemoryTransportInit) {
+    this.#network = init.network;
+    this.#batchSize = init.batchSize ?? 256;
+  }
+
+  get name(): string {
+    return this.node?.name ?? '';
+  }
+
+  async start(node: LocalNode, opts: StartOptions = {}): Promise<void> {
+    if (this.#state !== 'new') throw new TransportStateError(this.kind, this.#state, `cannot start a transport that is ${this.#state}`);
+    if (this.#network.members.has(node.name)) {
+      throw new TransportStateError(this.kind, this.#state, `node ${node.name} is already on this network`);
+    }
+    this.node = node;
+    this.#state = 'started';
+    this.#network.members.set(node.name, this);
+    this.#unsubscribe = node.onCommit(() => {
+      for (const link of this.#links.values()) link.poke();
+    });
+    for (const peer of this.#network.members.values()) {
+      if (peer === this) continue;
+      this.connect(peer);
+      peer.connect(this);
+    }
+    if (opts.signal) {
+      this.#signal = opts.signal;
+      this.#onAbort = () => void this.stop();
+      opts.signal.addEventListener('abort', this.#onAbort, { once: true });
+    }
+  }
+
+  /** @internal */
+  connect(peer: MemoryTransport): void {
+    if (!this.#links.has(peer.name)) this.#links.set(peer.name, new Link(this, peer, this.#batchSize));
+  }
+
+  /** @internal */
+  disconnect(peer: string): Promise<void> {
+    const link = this.#links.get(peer);
+    this.#links.delete(peer);
+    link?.stop();
+    return link?.done ?? Promise.resolve();
+  }
+
+  /** @internal called by a link after a peer confirmed a batch */
+  acked(): void {
+    for (const w of [...this.#waiters]) w();
+  }
+
+  async stop(): Promise<void> {
+    if (this.#state !== 'started') {
+      if (this.#state === 'new') this.#state = 'stopped';
+      return;
+    }
+    this.#state = 'stopped';
+    this.#signal?.removeEventListener('abort', this.#onAbort as () => void);
+    this.#unsubscribe?.();
+    this.#network.members.delete(this.name);
+    const done: Promise<void>[] = [];
+    for (const peer of this.#links.keys()) done.push(this.disconnect(peer));
+    for (const peer of this.#network.members.values()) done.push(peer.disconnect(this.name));
+    for (const w of [...this.#waiters]) w();
+    await Promise.all(done);
+  }
+
+  status(): TransportStatus {
+    const last = this.node?.lastSeq() ?? 0;
+    const peers: PeerStatus[] = [...this.#links.values()].map((l) => {
+      const oldest = this.node?.readLog(l.ackedSeq + 1, 1)[0];
+      return {
+        name: l.to.name,
+        connected: this.#state === 'started',
+        ackedSeq: l.ackedSeq,
+        lagEntries: Math.max(0, last - l.ackedSeq),
+        lagMs: oldest ? Math.max(0, Date.now() - oldest.version[0]) : 0,
+        counters: { batchesSent: l.batches, entriesSent: l.entries },
+      };
+    });
+    return { kind: this.kind, started: this.#state === 'started', peers };
+  }
+
+  waitForReplicas(seq: number, count: number, timeoutMs: number): Promise<number> {
+    const confirmed = () => [...this.#links.values()].filter((l) => l.ackedSeq >= seq).length;
+    if (confirmed() >= count || this.#state !== 'started') return Promise.resolve(confirmed());
+    return new Promise((resolve) => {
+      const finish = () => {
+        clearTimeout(timer);
+        this.#waiters.delete(check);
+        resolve(confirmed());
+      };
+      const check = () => {
+        if (confirmed() >= count || this.#state !== 'started') finish();
+      };
+      const timer = setTimeout(finish, timeoutMs);
+      this.#waiters.add(check);
+    });
+  }
+}

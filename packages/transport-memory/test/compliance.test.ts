@@ -1,0 +1,54 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Store } from '@replica/storage';
+import { runTransportSuite, type SuiteCluster, type SuiteNode } from '@replica/transport-api/testing';
+import { MemoryNetwork, memoryTransport } from '../src/index.js';
+
+function node(store: Store, network: MemoryNetwork): SuiteNode & { store: Store } {
+  const transport = memoryTransport({ network, batchSize: 16 });
+  return {
+    name: store.name,
+    store,
+    transport,
+    put: (table, value) => store.put(table, value),
+    delete: (table, id) => store.delete(table, id),
+    get: (table, id) => store.get(table, id),
+    tables: () => store.tables(),
+    cursors: () => store.cursors(),
+    readLog: (from, limit) => store.readLog(from, limit),
+  };
+}
+
+runTransportSuite({
+  name: 'memory',
+  capabilities: { confirm: true },
+  async setup(size): Promise<SuiteCluster> {
+    const network = new MemoryNetwork();
+    const root = mkdtempSync(join(tmpdir(), 'replica-memory-'));
+    const open = (i: number) => Store.open({ path: join(root, `n${i}`), nodeName: `n${i}`, pruneIntervalMs: 0 });
+    const nodes = Array.from({ length: size }, (_, i) => node(open(i), network));
+    for (const n of nodes) await n.transport.start(n.store);
+    let down = false;
+    return {
+      nodes,
+      async stopNode(i) {
+        const n = nodes[i] as SuiteNode & { store: Store };
+        await n.transport.stop();
+        await n.store.close();
+      },
+      async startNode(i) {
+        const n = node(open(i), network);
+        nodes[i] = n;
+        await n.transport.start(n.store);
+      },
+      async teardown() {
+        if (down) return;
+        down = true;
+        for (const n of nodes) await n.transport.stop();
+        for (const n of nodes) await n.store.close();
+        rmSync(root, { recursive: true, force: true });
+      },
+    };
+  },
+});
