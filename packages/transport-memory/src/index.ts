@@ -38,7 +38,7 @@ class Link {
   batches = 0;
   entries = 0;
   #wake: (() => void) | undefined;
-  #stopped = false;
+  stopped = false;
   readonly done: Promise<void>;
 
   constructor(
@@ -54,19 +54,19 @@ class Link {
   }
 
   stop(): void {
-    this.#stopped = true;
+    this.stopped = true;
     this.poke();
   }
 
   async #run(): Promise<void> {
     const local = this.from.node as LocalNode;
     let pos = await this.#startPosition();
-    while (!this.#stopped) {
+    while (!this.stopped) {
       const batch = local.readLog(pos, this.batchSize);
       if (batch.length === 0) {
         await new Promise<void>((resolve) => {
           this.#wake = resolve;
-          if (local.lastSeq() >= pos || this.#stopped) resolve();
+          if (local.lastSeq() >= pos || this.stopped) resolve();
         });
         this.#wake = undefined;
         continue;
@@ -75,7 +75,7 @@ class Link {
       const payload = batch.filter((e) => e.origin !== this.to.name);
       // Deliver on a later turn, as a network would.
       await new Promise((r) => setImmediate(r));
-      if (this.#stopped || !this.to.node) return;
+      if (this.stopped || !this.to.node) return;
       const result = payload.length > 0 ? await this.to.node.applyRemote(payload) : undefined;
       this.batches++;
       this.entries += payload.length;
@@ -149,13 +149,16 @@ class MemoryTransport implements ReplicationTransport {
 
   /** @internal */
   connect(peer: MemoryTransport): void {
-    if (!this.#links.has(peer.name)) this.#links.set(peer.name, new Link(this, peer, this.#batchSize));
+    const old = this.#links.get(peer.name);
+    if (old && !old.stopped) return;
+    const link = new Link(this, peer, this.#batchSize);
+    if (old) link.ackedSeq = old.ackedSeq;
+    this.#links.set(peer.name, link);
   }
 
-  /** @internal */
+  /** @internal Stops the link to `peer`; it stays listed, disconnected, until the peer returns. */
   disconnect(peer: string): Promise<void> {
     const link = this.#links.get(peer);
-    this.#links.delete(peer);
     link?.stop();
     return link?.done ?? Promise.resolve();
   }
@@ -182,12 +185,13 @@ class MemoryTransport implements ReplicationTransport {
   }
 
   status(): TransportStatus {
-    const last = this.node?.lastSeq() ?? 0;
+    const node = this.#state === 'started' ? this.node : undefined; // a stopped node's store may be closed
+    const last = node?.lastSeq() ?? 0;
     const peers: PeerStatus[] = [...this.#links.values()].map((l) => {
-      const oldest = this.node?.readLog(l.ackedSeq + 1, 1)[0];
+      const oldest = node?.readLog(l.ackedSeq + 1, 1)[0];
       return {
         name: l.to.name,
-        connected: this.#state === 'started',
+        connected: this.#state === 'started' && !l.stopped,
         ackedSeq: l.ackedSeq,
         lagEntries: Math.max(0, last - l.ackedSeq),
         lagMs: oldest ? Math.max(0, Date.now() - oldest.version[0]) : 0,

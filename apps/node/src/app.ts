@@ -1,0 +1,233 @@
+import { createHash, randomUUID, timingSafeEqual } from 'node:crypto';
+import Fastify, { LogController, type FastifyInstance, type FastifyReply, type FastifyRequest, type FastifyServerOptions } from 'fastify';
+import type { Store } from '@replica/storage';
+import {
+  InvalidRecordError,
+  InvalidTableError,
+  RecordNotFoundError,
+  TableNotFoundError,
+  isRecordId,
+  type RecordValue,
+  type ReplicationTransport,
+} from '@replica/transport-api';
+import type { Config } from './config.js';
+import {
+  ConfirmTimeoutError,
+  InvalidConfirmError,
+  RouteNotFoundError,
+  UnauthorizedError,
+  UnavailableError,
+  httpStatusOf,
+  toReplicaError,
+} from './errors.js';
+import { Metrics } from './metrics.js';
+
+export interface AppDeps {
+  readonly store: Store;
+  readonly transport?: ReplicationTransport | undefined;
+  /** fastify logger options; default: a pino logger at config.logLevel. */
+  readonly logger?: FastifyServerOptions['logger'];
+}
+
+/** Paths the node itself uses: not available as table names. */
+const RESERVED = new Set(['health', 'status', 'metrics']);
+
+type TableParams = { table: string };
+type RecordParams = { table: string; id: string };
+
+const idResponse = {
+  type: 'object',
+  properties: { id: { type: 'string' } },
+  required: ['id'],
+} as const;
+
+/**
+ * Builds the REST node as a fastify instance that is not listening yet. The caller
+ * owns `deps.store` and `deps.transport`: closing the app does not close them.
+ */
+export function buildApp(config: Config, deps: AppDeps): FastifyInstance {
+  const { store, transport } = deps;
+  const app = Fastify({
+    logger: deps.logger ?? { level: config.logLevel },
+    bodyLimit: config.bodyLimit,
+    logController: new LogController({ disableRequestLogging: true }),
+    return503OnClosing: true,
+    forceCloseConnections: 'idle',
+    routerOptions: { maxParamLength: 600 },
+  });
+  // Only JSON bodies: without this, fastify would hand text/plain bodies over as strings.
+  app.removeContentTypeParser('text/plain');
+  const metrics = new Metrics();
+  let closing = false;
+  app.addHook('preClose', async () => {
+    closing = true;
+  });
+
+  app.addHook('onResponse', async (req, reply) => {
+    metrics.request(req.method, req.routeOptions.url ?? 'unmatched', reply.statusCode, reply.elapsedTime / 1000);
+  });
+
+  app.setErrorHandler((err, req, reply) => {
+    const e = toReplicaError(err, config.bodyLimit);
+    const statusCode = httpStatusOf[e.code as keyof typeof httpStatusOf] ?? 500;
+    if (statusCode >= 500 && !(e instanceof ConfirmTimeoutError) && !(e instanceof UnavailableError)) {
+      req.log.error({ err }, 'request failed');
+    }
+    const body: Record<string, unknown> = { statusCode, code: e.code, error: statusText(statusCode), message: e.message };
+    if (e instanceof ConfirmTimeoutError) {
+      body['confirmed'] = e.confirmed;
+      body['required'] = e.required;
+      void reply.header('x-replicate-confirmed', String(e.confirmed));
+    }
+    void reply.code(statusCode).send(body);
+  });
+
+  app.setNotFoundHandler((req, reply) => {
+    const e = new RouteNotFoundError(req.method, req.url.slice(0, 200));
+    void reply.code(404).send({ statusCode: 404, code: e.code, error: 'Not Found', message: e.message });
+  });
+
+  // ---------------------------------------------------------------- operations
+
+  app.get('/health', async (_req, reply) => {
+    if (closing || store.closed) throw new UnavailableError('shutting down');
+    const started = transport ? transport.status().started : true;
+    if (!started) throw new UnavailableError('replication transport not started');
+    return reply.send({ status: 'ok', node: store.name });
+  });
+
+  app.get('/status', async () => ({
+    node: store.name,
+    transport: transport?.kind ?? 'none',
+    durability: store.durability,
+    log: { firstSeq: store.firstSeq(), lastSeq: store.lastSeq() },
+    cursors: store.cursors(),
+    tables: store.tables(),
+    replication: transport?.status() ?? { kind: 'none', started: false, peers: [] },
+  }));
+
+  app.get('/metrics', async (_req, reply) => {
+    void reply.type('text/plain; version=0.0.4; charset=utf-8');
+    return metrics.render(store, transport);
+  });
+
+  // ---------------------------------------------------------------- tables
+
+  void app.register(async (tables) => {
+    if (config.apiToken !== undefined) {
+      const want = createHash('sha256').update(`Bearer ${config.apiToken}`).digest();
+      tables.addHook('onRequest', async (req) => {
+        const got = createHash('sha256').update(req.headers.authorization ?? '').digest();
+        if (!timingSafeEqual(got, want)) throw new UnauthorizedError();
+      });
+    }
+
+    const peerCount = () => transport?.status().peers.length ?? 0;
+
+    /** Parses X-Replicate-Confirm before the write, so a bad header writes nothing. */
+    const confirmWanted = (req: FastifyRequest): number => {
+      const raw = req.headers['x-replicate-confirm'];
+      if (raw === undefined) return 0;
+      if (typeof raw !== 'string' || !/^\d{1,4}$/.test(raw)) throw new InvalidConfirmError(`expected a non-negative integer, got ${JSON.stringify(raw)}`);
+      const k = Number(raw);
+      if (k > 0 && !transport?.waitForReplicas) throw new InvalidConfirmError(`transport ${transport?.kind ?? 'none'} cannot confirm replicas`);
+      if (k > peerCount()) throw new InvalidConfirmError(`asks for ${k} peers but this node has ${peerCount()}`);
+      return k;
+    };
+
+    const confirm = async (reply: FastifyReply, seq: number, k: number): Promise<void> => {
+      if (k === 0 || !transport?.waitForReplicas) return;
+      const confirmed = await transport.waitForReplicas(seq, k, config.confirmTimeoutMs);
+      if (confirmed < k) throw new ConfirmTimeoutError(confirmed, k, config.confirmTimeoutMs);
+      void reply.header('x-replicate-confirmed', String(confirmed));
+    };
+
+    tables.post<{ Params: TableParams; Body: unknown }>(
+      '/:table',
+      { schema: { response: { 201: idResponse } } },
+      async (req, reply) => {
+        const table = checkTable(req.params.table);
+        const record = asRecord(req.body, undefined);
+        const k = confirmWanted(req);
+        const w = await store.put(table, record, 'insert');
+        metrics.write('insert');
+        await confirm(reply, w.seq, k);
+        return reply.code(201).send({ id: record.id });
+      },
+    );
+
+    tables.put<{ Params: RecordParams; Body: unknown }>(
+      '/:table/:id',
+      { schema: { response: { 200: idResponse, 201: idResponse } } },
+      async (req, reply) => {
+        const table = checkTable(req.params.table);
+        const record = asRecord(req.body, req.params.id);
+        const k = confirmWanted(req);
+        const w = await store.put(table, record, 'upsert');
+        metrics.write('upsert');
+        await confirm(reply, w.seq, k);
+        return reply.code(w.created ? 201 : 200).send({ id: record.id });
+      },
+    );
+
+    tables.get<{ Params: RecordParams }>('/:table/:id', async (req, reply) => {
+      const table = checkTable(req.params.table);
+      const { id } = req.params;
+      if (!store.hasTable(table)) throw new TableNotFoundError(table);
+      const value = store.get(table, id);
+      if (value === undefined) throw new RecordNotFoundError(table, id);
+      return reply.send(value);
+    });
+
+    tables.delete<{ Params: RecordParams }>('/:table/:id', async (req, reply) => {
+      const table = checkTable(req.params.table);
+      const { id } = req.params;
+      if (!store.hasTable(table)) throw new TableNotFoundError(table);
+      const k = confirmWanted(req);
+      const w = await store.delete(table, id);
+      if (w === undefined) throw new RecordNotFoundError(table, id);
+      metrics.write('delete');
+      await confirm(reply, w.seq, k);
+      return reply.code(204).send();
+    });
+  });
+
+  return app;
+}
+
+function checkTable(table: string): string {
+  if (RESERVED.has(table)) throw new InvalidTableError(table);
+  return table;
+}
+
+/** The body as a record: a JSON object whose id is `pathId`, its own valid id, or a new UUID. */
+function asRecord(body: unknown, pathId: string | undefined): RecordValue {
+  if (body === null || typeof body !== 'object' || Array.isArray(body)) {
+    throw new InvalidRecordError('the request body must be a JSON object');
+  }
+  const o = body as Record<string, unknown>;
+  if (pathId !== undefined) {
+    if (o['id'] !== undefined && o['id'] !== pathId) throw new InvalidRecordError('the body id differs from the id in the path');
+    o['id'] = pathId;
+  } else if (o['id'] === undefined) {
+    o['id'] = randomUUID();
+  }
+  if (!isRecordId(o['id'])) throw new InvalidRecordError('id must be a non-empty string of at most 512 bytes');
+  return o as RecordValue;
+}
+
+function statusText(code: number): string {
+  return (
+    {
+      400: 'Bad Request',
+      401: 'Unauthorized',
+      404: 'Not Found',
+      409: 'Conflict',
+      413: 'Payload Too Large',
+      415: 'Unsupported Media Type',
+      500: 'Internal Server Error',
+      503: 'Service Unavailable',
+      504: 'Gateway Timeout',
+    } as Record<number, string>
+  )[code] ?? 'Error';
+}

@@ -1,0 +1,135 @@
+import { ReplicaError, errorClasses, type ErrorCode } from '@replica/transport-api';
+
+/** The request needs `Authorization: Bearer <API_TOKEN>`. */
+export class UnauthorizedError extends ReplicaError {
+  readonly code = 'REPLICA_ERR_AUTH_REQUIRED';
+  constructor() {
+    super('missing or wrong bearer token');
+  }
+}
+
+/** The request body is not valid JSON (or is empty where JSON is required). */
+export class InvalidJsonError extends ReplicaError {
+  readonly code = 'REPLICA_ERR_BODY_INVALID_JSON';
+  constructor(detail: string, options?: { cause?: unknown }) {
+    super(`request body is not valid JSON: ${detail}`, options);
+  }
+}
+
+/** The request body is larger than BODY_LIMIT. */
+export class BodyTooLargeError extends ReplicaError {
+  readonly code = 'REPLICA_ERR_BODY_TOO_LARGE';
+  constructor(readonly limit: number) {
+    super(`request body is larger than ${limit} bytes`);
+  }
+}
+
+/** The request body is not `application/json`. */
+export class UnsupportedMediaTypeError extends ReplicaError {
+  readonly code = 'REPLICA_ERR_BODY_MEDIA_TYPE';
+  constructor(readonly contentType: string) {
+    super(`unsupported content type ${JSON.stringify(contentType)}: send application/json`);
+  }
+}
+
+/** No route matches the method and path. */
+export class RouteNotFoundError extends ReplicaError {
+  readonly code = 'REPLICA_ERR_ROUTE_NOT_FOUND';
+  constructor(readonly method: string, readonly url: string) {
+    super(`no route for ${method} ${url}`);
+  }
+}
+
+/** `X-Replicate-Confirm` is not a non-negative integer, or asks for more peers than exist. */
+export class InvalidConfirmError extends ReplicaError {
+  readonly code = 'REPLICA_ERR_CONFIRM_INVALID';
+  constructor(readonly reason: string) {
+    super(`X-Replicate-Confirm: ${reason}`);
+  }
+}
+
+/** The write committed locally, but fewer peers than asked confirmed it in time. */
+export class ConfirmTimeoutError extends ReplicaError {
+  readonly code = 'REPLICA_ERR_CONFIRM_TIMEOUT';
+  constructor(readonly confirmed: number, readonly required: number, readonly timeoutMs: number) {
+    super(`write committed locally, but only ${confirmed} of ${required} peers confirmed it within ${timeoutMs} ms`);
+  }
+}
+
+/** The node is starting or shutting down. */
+export class UnavailableError extends ReplicaError {
+  readonly code = 'REPLICA_ERR_UNAVAILABLE';
+  constructor(reason: string) {
+    super(`node unavailable: ${reason}`);
+  }
+}
+
+/** An unexpected failure; the log has the details. */
+export class InternalError extends ReplicaError {
+  readonly code = 'REPLICA_ERR_INTERNAL';
+  constructor(options?: { cause?: unknown }) {
+    super('internal error', options);
+  }
+}
+
+export const appErrorClasses = {
+  REPLICA_ERR_AUTH_REQUIRED: UnauthorizedError,
+  REPLICA_ERR_BODY_INVALID_JSON: InvalidJsonError,
+  REPLICA_ERR_BODY_TOO_LARGE: BodyTooLargeError,
+  REPLICA_ERR_BODY_MEDIA_TYPE: UnsupportedMediaTypeError,
+  REPLICA_ERR_ROUTE_NOT_FOUND: RouteNotFoundError,
+  REPLICA_ERR_CONFIRM_INVALID: InvalidConfirmError,
+  REPLICA_ERR_CONFIRM_TIMEOUT: ConfirmTimeoutError,
+  REPLICA_ERR_UNAVAILABLE: UnavailableError,
+  REPLICA_ERR_INTERNAL: InternalError,
+} as const;
+
+export type AppErrorCode = keyof typeof appErrorClasses;
+
+/** The HTTP status of every error code, in one place. */
+export const httpStatusOf: Readonly<Record<ErrorCode | AppErrorCode, number>> = {
+  REPLICA_ERR_TRANSPORT_STATE: 500,
+  REPLICA_ERR_PEER_REJECTED: 500,
+  REPLICA_ERR_FRAME_MALFORMED: 500,
+  REPLICA_ERR_FRAME_TOO_LARGE: 500,
+  REPLICA_ERR_STORE_CLOSED: 503,
+  REPLICA_ERR_TABLE_INVALID: 400,
+  REPLICA_ERR_TABLE_NOT_FOUND: 404,
+  REPLICA_ERR_RECORD_INVALID: 400,
+  REPLICA_ERR_RECORD_EXISTS: 409,
+  REPLICA_ERR_RECORD_NOT_FOUND: 404,
+  REPLICA_ERR_CONFIG_INVALID: 500,
+  REPLICA_ERR_AUTH_REQUIRED: 401,
+  REPLICA_ERR_BODY_INVALID_JSON: 400,
+  REPLICA_ERR_BODY_TOO_LARGE: 413,
+  REPLICA_ERR_BODY_MEDIA_TYPE: 415,
+  REPLICA_ERR_ROUTE_NOT_FOUND: 404,
+  REPLICA_ERR_CONFIRM_INVALID: 400,
+  REPLICA_ERR_CONFIRM_TIMEOUT: 504,
+  REPLICA_ERR_UNAVAILABLE: 503,
+  REPLICA_ERR_INTERNAL: 500,
+};
+
+/** Every code Replica can raise: the library's and the app's. */
+export const allErrorCodes = [...Object.keys(errorClasses), ...Object.keys(appErrorClasses)].sort();
+
+/** Turns any thrown value into a ReplicaError with a known HTTP status. */
+export function toReplicaError(err: unknown, bodyLimit: number): ReplicaError {
+  if (err instanceof ReplicaError && err.code in httpStatusOf) return err;
+  const code = (err as { code?: unknown } | null)?.code;
+  switch (code) {
+    case 'FST_ERR_CTP_INVALID_JSON_BODY':
+    case 'FST_ERR_CTP_EMPTY_JSON_BODY':
+      return new InvalidJsonError((err as Error).message, { cause: err });
+    case 'FST_ERR_CTP_BODY_TOO_LARGE':
+      return new BodyTooLargeError(bodyLimit);
+    case 'FST_ERR_CTP_INVALID_CONTENT_LENGTH':
+      return new InvalidJsonError('body length does not match Content-Length', { cause: err });
+    case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
+      return new UnsupportedMediaTypeError(String((err as Error).message));
+    default:
+      break;
+  }
+  if (err instanceof SyntaxError) return new InvalidJsonError(err.message, { cause: err });
+  return new InternalError({ cause: err });
+}

@@ -1,0 +1,66 @@
+import { mkdirSync } from 'node:fs';
+import { Store } from '@replica/storage';
+import { ConfigError } from '@replica/transport-api';
+import { buildApp } from './app.js';
+import { loadConfig, type Config } from './config.js';
+import { transportFromConfig } from './transport.js';
+
+/** Starts one node from the environment; stops cleanly on SIGTERM/SIGINT. */
+async function main(): Promise<void> {
+  let config: Config;
+  try {
+    config = loadConfig(process.env);
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`replica: ${err.message}\n`);
+      process.exit(2);
+    }
+    throw err;
+  }
+
+  mkdirSync(config.dataDir, { recursive: true });
+  const store = Store.open({
+    path: config.dataDir,
+    nodeName: config.nodeName,
+    durability: config.durability,
+    retention: config.retention,
+  });
+  const transport = transportFromConfig(config.transport);
+  const app = buildApp(config, { store, transport });
+
+  let stopping: Promise<void> | undefined;
+  const shutdown = (signal: string) => {
+    stopping ??= (async () => {
+      app.log.info({ signal }, 'shutting down: finishing in-flight requests');
+      const force = setTimeout(() => {
+        app.log.error('shutdown took longer than 10 s; exiting');
+        process.exit(1);
+      }, 10_000);
+      force.unref();
+      try {
+        await app.close();
+        await transport?.stop();
+        await store.close();
+        app.log.info('stopped');
+      } catch (err) {
+        app.log.error({ err }, 'error during shutdown');
+        process.exitCode = 1;
+      }
+    })();
+  };
+  process.once('SIGTERM', () => shutdown('SIGTERM'));
+  process.once('SIGINT', () => shutdown('SIGINT'));
+
+  try {
+    await transport?.start(store);
+    const address = await app.listen({ host: config.host, port: config.port });
+    app.log.info({ node: config.nodeName, transport: config.transport.kind, address, dataDir: config.dataDir }, 'replica node listening');
+  } catch (err) {
+    app.log.fatal({ err }, 'startup failed');
+    await transport?.stop().catch(() => {});
+    await store.close().catch(() => {});
+    process.exit(1);
+  }
+}
+
+await main();

@@ -1,0 +1,99 @@
+import type { Store } from '@replica/storage';
+import type { ReplicationTransport } from '@replica/transport-api';
+
+const BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5];
+
+/** A latency histogram with fixed buckets, in seconds. */
+class Histogram {
+  readonly counts = new Array<number>(BUCKETS.length + 1).fill(0);
+  sum = 0;
+  count = 0;
+  observe(seconds: number): void {
+    let i = 0;
+    while (i < BUCKETS.length && seconds > (BUCKETS[i] as number)) i++;
+    this.counts[i] = (this.counts[i] as number) + 1;
+    this.sum += seconds;
+    this.count++;
+  }
+}
+
+const esc = (v: string) => v.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n');
+
+/** The node's Prometheus metrics: kept as plain counters, rendered on scrape. */
+export class Metrics {
+  readonly #requests = new Map<string, number>();
+  readonly #latency = new Map<string, Histogram>();
+  readonly #writes = new Map<string, number>();
+
+  request(method: string, route: string, status: number, seconds: number): void {
+    const key = `${method}\u0000${route}\u0000${status}`;
+    this.#requests.set(key, (this.#requests.get(key) ?? 0) + 1);
+    const lk = `${method}\u0000${route}`;
+    let h = this.#latency.get(lk);
+    if (!h) this.#latency.set(lk, (h = new Histogram()));
+    h.observe(seconds);
+  }
+
+  write(op: 'insert' | 'upsert' | 'delete'): void {
+    this.#writes.set(op, (this.#writes.get(op) ?? 0) + 1);
+  }
+
+  render(store: Store, transport: ReplicationTransport | undefined): string {
+    const out: string[] = [];
+    const family = (name: string, type: string, help: string) => out.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`);
+
+    family('replica_http_requests_total', 'counter', 'HTTP requests by method, route and status.');
+    for (const [key, n] of this.#requests) {
+      const [method, route, status] = key.split('\u0000') as [string, string, string];
+      out.push(`replica_http_requests_total{method="${method}",route="${esc(route)}",status="${status}"} ${n}`);
+    }
+    family('replica_http_request_duration_seconds', 'histogram', 'HTTP request latency by method and route.');
+    for (const [key, h] of this.#latency) {
+      const [method, route] = key.split('\u0000') as [string, string];
+      const labels = `method="${method}",route="${esc(route)}"`;
+      let cum = 0;
+      for (const [i, b] of BUCKETS.entries()) {
+        cum += h.counts[i] as number;
+        out.push(`replica_http_request_duration_seconds_bucket{${labels},le="${b}"} ${cum}`);
+      }
+      out.push(`replica_http_request_duration_seconds_bucket{${labels},le="+Inf"} ${h.count}`);
+      out.push(`replica_http_request_duration_seconds_sum{${labels}} ${h.sum}`);
+      out.push(`replica_http_request_duration_seconds_count{${labels}} ${h.count}`);
+    }
+    family('replica_writes_total', 'counter', 'Local writes committed, by operation.');
+    for (const [op, n] of this.#writes) out.push(`replica_writes_total{op="${op}"} ${n}`);
+
+    family('replica_table_records', 'gauge', 'Live records per table.');
+    for (const [table, s] of Object.entries(store.tables())) out.push(`replica_table_records{table="${table}"} ${s.count}`);
+    family('replica_log_last_seq', 'gauge', 'Newest sequence in the replication log.');
+    out.push(`replica_log_last_seq ${store.lastSeq()}`);
+    family('replica_origin_cursor', 'gauge', 'Highest origin sequence applied here, per origin node.');
+    for (const [origin, seq] of Object.entries(store.cursors())) out.push(`replica_origin_cursor{origin="${esc(origin)}"} ${seq}`);
+
+    if (transport) {
+      const status = transport.status();
+      family('replica_peer_connected', 'gauge', '1 when the peer link is up.');
+      for (const p of status.peers) out.push(`replica_peer_connected{peer="${esc(p.name)}"} ${p.connected ? 1 : 0}`);
+      family('replica_peer_lag_entries', 'gauge', 'Local log entries the peer has not confirmed.');
+      for (const p of status.peers) out.push(`replica_peer_lag_entries{peer="${esc(p.name)}"} ${p.lagEntries}`);
+      family('replica_peer_lag_seconds', 'gauge', 'Age of the oldest entry the peer has not confirmed.');
+      for (const p of status.peers) out.push(`replica_peer_lag_seconds{peer="${esc(p.name)}"} ${p.lagMs / 1000}`);
+      const counters = new Set(status.peers.flatMap((p) => Object.keys(p.counters)));
+      for (const c of counters) {
+        const name = `replica_peer_${c.replace(/[A-Z]/g, (m) => `_${m.toLowerCase()}`)}_total`;
+        family(name, 'counter', `Transport counter ${c} per peer.`);
+        for (const p of status.peers) out.push(`${name}{peer="${esc(p.name)}"} ${p.counters[c] ?? 0}`);
+      }
+    }
+
+    const mem = process.memoryUsage();
+    const cpu = process.cpuUsage();
+    family('process_resident_memory_bytes', 'gauge', 'Resident set size.');
+    out.push(`process_resident_memory_bytes ${mem.rss}`);
+    family('process_heap_used_bytes', 'gauge', 'V8 heap in use.');
+    out.push(`process_heap_used_bytes ${mem.heapUsed}`);
+    family('process_cpu_seconds_total', 'counter', 'User and system CPU time.');
+    out.push(`process_cpu_seconds_total ${(cpu.user + cpu.system) / 1e6}`);
+    return `${out.join('\n')}\n`;
+  }
+}

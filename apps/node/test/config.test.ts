@@ -1,0 +1,72 @@
+import { describe, expect, it } from 'vitest';
+import { ConfigError } from '@replica/transport-api';
+import { loadConfig } from '../src/index.js';
+
+describe('loadConfig', () => {
+  it('has safe defaults for a standalone node', () => {
+    const c = loadConfig({});
+    expect(c).toMatchObject({
+      nodeName: 'standalone',
+      host: '127.0.0.1',
+      port: 8080,
+      durability: 'committed',
+      bodyLimit: 1024 * 1024,
+      apiToken: undefined,
+      confirmTimeoutMs: 5000,
+      transport: { kind: 'none' },
+    });
+    expect(Object.isFrozen(c)).toBe(true);
+    expect(Object.isFrozen(c.retention)).toBe(true);
+  });
+
+  it('reads every setting', () => {
+    const c = loadConfig({
+      NODE_NAME: 'n1',
+      HOST: '0.0.0.0',
+      PORT: '9000',
+      DATA_DIR: '/var/lib/replica',
+      WRITE_DURABILITY: 'flushed',
+      LOG_RETENTION_ENTRIES: '500',
+      LOG_RETENTION_MS: '60000',
+      BODY_LIMIT: '2048',
+      API_TOKEN: 'a-long-enough-token',
+      CONFIRM_TIMEOUT_MS: '250',
+      LOG_LEVEL: 'warn',
+    });
+    expect(c).toMatchObject({
+      nodeName: 'n1',
+      host: '0.0.0.0',
+      port: 9000,
+      dataDir: '/var/lib/replica',
+      durability: 'flushed',
+      retention: { maxEntries: 500, maxAgeMs: 60000 },
+      bodyLimit: 2048,
+      apiToken: 'a-long-enough-token',
+      confirmTimeoutMs: 250,
+      logLevel: 'warn',
+    });
+  });
+
+  it('reports every problem at once', () => {
+    let err: unknown;
+    try {
+      loadConfig({ NODE_NAME: 'bad name!', PORT: '70000', WRITE_DURABILITY: 'maybe', API_TOKEN: 'short', REPLICATION_TRANSPORT: 'carrier-pigeon' });
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(ConfigError);
+    const problems = (err as ConfigError).problems;
+    expect(problems).toHaveLength(5);
+    expect(problems.join('\n')).toMatch(/NODE_NAME/);
+    expect(problems.join('\n')).toMatch(/PORT must be an integer from 0 to 65535, got "70000"/);
+    expect(problems.join('\n')).toMatch(/WRITE_DURABILITY must be one of committed, flushed/);
+    expect(problems.join('\n')).toMatch(/API_TOKEN must be at least 16/);
+    expect(problems.join('\n')).toMatch(/REPLICATION_TRANSPORT must be one of none, plexus, nats, got "carrier-pigeon"/);
+    expect((err as ConfigError).code).toBe('REPLICA_ERR_CONFIG_INVALID');
+  });
+
+  it('requires NODE_NAME for a replicated node, and says which transports are not built yet', () => {
+    expect(() => loadConfig({ REPLICATION_TRANSPORT: 'plexus' })).toThrow(/NODE_NAME is required/);
+    expect(() => loadConfig({ REPLICATION_TRANSPORT: 'nats', NODE_NAME: 'n1' })).toThrow(/nats is not available in this build yet/);
+  });
+});
