@@ -1,4 +1,4 @@
-import { open, type Database, type RootDatabase } from 'lmdb';
+import { open, type Database, type Key, type RootDatabase } from 'lmdb';
 import {
   InvalidRecordError,
   InvalidTableError,
@@ -114,6 +114,14 @@ export class Store implements LocalNode {
   #pruning: Promise<number> | undefined;
   #closed = false;
   #failure: unknown;
+  /** Records written by commits still in flight, by `table\0id`, with how many writes hold them. */
+  readonly #pending = new Map<string, { record: StoredRecord; writers: number }>();
+  #staged: string[] = [];
+  /** Cursors, tables and head changed since the last commit: written once per commit. */
+  readonly #dirtyCursors = new Set<string>();
+  readonly #dirtyTables = new Set<string>();
+  #dirtyHead = false;
+  #lastWrite: Promise<boolean> | undefined;
 
   private constructor(env: RootDatabase, options: StoreOptions) {
     this.name = options.nodeName;
@@ -137,6 +145,9 @@ export class Store implements LocalNode {
       const s = value as { count: number; digest: Uint8Array };
       this.#tables.set((key as [string, string])[1], { count: s.count, digest: Buffer.from(s.digest) });
     }
+    // Per-commit state (cursors, table stats, head) is written once per batch, in the
+    // same LMDB transaction as the writes that changed it, instead of once per write.
+    env.on('beforecommit', () => this.#flushMeta());
     const interval = options.pruneIntervalMs ?? 10_000;
     if (interval > 0) {
       this.#pruneTimer = setInterval(() => void this.prune().catch(() => {}), interval);
@@ -162,7 +173,7 @@ export class Store implements LocalNode {
     this.#validate(table, value);
     const id = value.id;
     const result = await this.#commit(() => {
-      const prev = this.#records.get([table, id]);
+      const prev = this.#readRecord(table, id);
       const existed = prev?.d !== undefined;
       if (existed && mode === 'insert') return undefined;
       const version = this.#clock.now();
@@ -179,7 +190,7 @@ export class Store implements LocalNode {
     this.#checkOpen();
     this.#validateKey(table, id);
     return this.#commit(() => {
-      const prev = this.#records.get([table, id]);
+      const prev = this.#readRecord(table, id);
       if (prev?.d === undefined) return undefined;
       const version = this.#clock.now();
       this.#writeRecord(table, id, prev, { v: version });
@@ -282,19 +293,19 @@ export class Store implements LocalNode {
           continue;
         }
         this.#clock.observe(e.version);
-        const prev = this.#records.get([e.table, e.id]);
+        const prev = this.#readRecord(e.table, e.id);
         if (prev === undefined || compareVersions(e.version, prev.v) > 0) {
           this.#writeRecord(e.table, e.id, prev, e.op === 'put' && e.value ? { v: e.version, d: e.value } : { v: e.version });
         }
         const seq = ++this.#seq;
-        this.#log.put(seq, [e.origin, e.originSeq, e.table, e.id, e.version, e.op === 'put' ? 0 : 1, e.value ?? null]);
-        this.#index.put([e.origin, e.originSeq], seq);
+        this.#put(this.#log, seq, [e.origin, e.originSeq, e.table, e.id, e.version, e.op === 'put' ? 0 : 1, e.value ?? null]);
+        this.#put(this.#index, [e.origin, e.originSeq], seq);
         this.#cursors.set(e.origin, e.originSeq);
         touched.add(e.origin);
         applied++;
       }
-      for (const origin of touched) this.#meta.put(['cursor', origin], this.#cursors.get(origin));
-      if (applied > 0) this.#putHead();
+      for (const origin of touched) this.#dirtyCursors.add(origin);
+      if (applied > 0) this.#dirtyHead = true;
       return this.#seq;
     });
     return { applied, skipped, deferred, cursors: this.cursors() };
@@ -335,12 +346,12 @@ export class Store implements LocalNode {
       let changed = 0;
       for (const r of records) {
         this.#clock.observe(r.version);
-        const prev = this.#records.get([r.table, r.id]);
+        const prev = this.#readRecord(r.table, r.id);
         if (prev !== undefined && compareVersions(r.version, prev.v) <= 0) continue;
         this.#writeRecord(r.table, r.id, prev, r.value === undefined ? { v: r.version } : { v: r.version, d: r.value });
         changed++;
       }
-      if (changed > 0) this.#putHead();
+      if (changed > 0) this.#dirtyHead = true;
       return changed;
     });
   }
@@ -351,7 +362,7 @@ export class Store implements LocalNode {
       for (const [origin, seq] of Object.entries(cursors)) {
         if (seq > (this.#cursors.get(origin) ?? 0)) {
           this.#cursors.set(origin, seq);
-          this.#meta.put(['cursor', origin], seq);
+          this.#put(this.#meta, ['cursor', origin], seq);
         }
       }
       return this.#seq;
@@ -385,8 +396,8 @@ export class Store implements LocalNode {
       if (victims.length === 0) return total;
       await this.#commit(() => {
         for (const [seq, e] of victims) {
-          this.#log.remove(seq);
-          this.#index.remove([e[0], e[1]]);
+          this.#remove(this.#log, seq);
+          this.#remove(this.#index, [e[0], e[1]]);
         }
         return 0;
       });
@@ -465,32 +476,55 @@ export class Store implements LocalNode {
   // ---------------------------------------------------------------- internals
 
   /**
-   * Runs `fn` inside the next batched write transaction and resolves after the
-   * commit (and the disk flush for `flushed`). `fn` must not throw after it wrote:
-   * everything that can fail is checked before it is called.
+   * Stages one logical write: `fn` runs synchronously, reading through the pending
+   * overlay and issuing LMDB's asynchronous puts. lmdb-js commits every write issued
+   * in one event-loop turn in ONE transaction, so the whole of `fn` is atomic, and
+   * concurrent requests share a commit without a round trip to a transaction callback.
+   * Resolves after the commit (and the disk flush for `flushed`). `fn` must not throw
+   * after it wrote: everything that can fail is checked before it is called.
    */
   async #commit<T>(fn: () => T): Promise<T> {
     if (this.#failure !== undefined) throw this.#failure;
-    let seqAfter = 0;
-    let result: T;
+    this.#lastWrite = undefined;
+    const result = fn();
+    const write = this.#lastWrite as Promise<boolean> | undefined;
+    if (write === undefined) return result;
+    const seqAfter = this.#seq;
+    const staged = this.#staged;
+    this.#staged = [];
     try {
-      result = await this.#env.transaction(() => {
-        const r = fn();
-        seqAfter = this.#seq;
-        return r;
-      });
+      await write;
       if (this.durability === 'flushed') await this.#env.flushed;
     } catch (err) {
       // In-memory state ran ahead of a commit that failed: refuse further writes
       // rather than hand out sequence numbers LMDB does not hold.
       this.#failure ??= err;
       throw err;
+    } finally {
+      for (const key of staged) {
+        const p = this.#pending.get(key);
+        if (p && --p.writers === 0) this.#pending.delete(key);
+      }
     }
     if (seqAfter > this.#committedSeq) {
       this.#committedSeq = seqAfter;
       this.#queueNotify();
     }
     return result;
+  }
+
+  #put<K extends Key, V>(db: Database<V, K>, key: K, value: V): void {
+    this.#lastWrite = db.put(key, value);
+  }
+
+  #remove<K extends Key>(db: Database<unknown, K>, key: K): void {
+    this.#lastWrite = db.remove(key);
+  }
+
+  /** A record as the next commit will see it: staged writes first, then LMDB. */
+  #readRecord(table: string, id: string): StoredRecord | undefined {
+    const p = this.#pending.get(`${table}\u0000${id}`);
+    return p ? p.record : this.#records.get([table, id]);
   }
 
   #queueNotify(): void {
@@ -506,26 +540,43 @@ export class Store implements LocalNode {
     const seq = ++this.#seq;
     const originSeq = (this.#cursors.get(this.name) ?? 0) + 1;
     this.#cursors.set(this.name, originSeq);
-    this.#log.put(seq, [this.name, originSeq, table, id, version, op === 'put' ? 0 : 1, value ?? null]);
-    this.#index.put([this.name, originSeq], seq);
-    this.#meta.put(['cursor', this.name], originSeq);
-    this.#putHead();
+    this.#put(this.#log, seq, [this.name, originSeq, table, id, version, op === 'put' ? 0 : 1, value ?? null]);
+    this.#put(this.#index, [this.name, originSeq], seq);
+    this.#dirtyCursors.add(this.name);
+    this.#dirtyHead = true;
     return seq;
   }
 
-  #putHead(): void {
-    const head: Head = { seq: this.#seq, clock: this.#clock.state() };
-    this.#meta.put('head', head);
+  /** Runs inside lmdb-js's batch, just before it commits: joins the same transaction. */
+  #flushMeta(): void {
+    for (const origin of this.#dirtyCursors) this.#meta.put(['cursor', origin], this.#cursors.get(origin));
+    for (const table of this.#dirtyTables) {
+      const s = this.#tables.get(table) as MutableTableStats;
+      this.#meta.put(['table', table], { count: s.count, digest: Buffer.from(s.digest) });
+    }
+    if (this.#dirtyHead) this.#meta.put('head', { seq: this.#seq, clock: this.#clock.state() } satisfies Head);
+    this.#dirtyCursors.clear();
+    this.#dirtyTables.clear();
+    this.#dirtyHead = false;
   }
 
   #writeRecord(table: string, id: string, prev: StoredRecord | undefined, next: StoredRecord): void {
-    this.#records.put([table, id], next);
+    this.#put(this.#records, [table, id], next);
+    const key = `${table}\u0000${id}`;
+    const p = this.#pending.get(key);
+    if (p) {
+      p.record = next;
+      p.writers++;
+    } else {
+      this.#pending.set(key, { record: next, writers: 1 });
+    }
+    this.#staged.push(key);
     let s = this.#tables.get(table);
     if (!s) this.#tables.set(table, (s = { count: 0, digest: Buffer.alloc(DIGEST_BYTES) }));
     if (prev) xorInto(s.digest, recordHash(id, prev.v));
     xorInto(s.digest, recordHash(id, next.v));
     s.count += (next.d !== undefined ? 1 : 0) - (prev?.d !== undefined ? 1 : 0);
-    this.#meta.put(['table', table], { count: s.count, digest: Buffer.from(s.digest) });
+    this.#dirtyTables.add(table);
   }
 
   #oldestOriginSeq(origin: string): number {

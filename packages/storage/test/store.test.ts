@@ -57,6 +57,16 @@ describe('local writes', () => {
     expect(s.verify()).toEqual([]);
   });
 
+  it('keeps digests and counts right when concurrent writes hit the same ids in one commit', async () => {
+    const s = t.open('n1');
+    const ops = Array.from({ length: 300 }, (_, i) =>
+      i % 5 === 4 ? s.delete('t', `k${i % 7}`) : s.put('t', { id: `k${i % 7}`, i }, i % 3 === 0 ? 'insert' : 'upsert').catch((e: unknown) => e),
+    );
+    await Promise.all(ops);
+    expect(s.verify()).toEqual([]);
+    expect(s.tables().t?.count).toBe([...Array(7).keys()].filter((k) => s.get('t', `k${k}`) !== undefined).length);
+  });
+
   it('rejects bad input with the shared error classes and writes nothing', async () => {
     const s = t.open('n1');
     await expect(s.put('1bad', { id: 'a' })).rejects.toBeInstanceOf(InvalidTableError);
