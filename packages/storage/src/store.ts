@@ -216,11 +216,13 @@ export class Store implements LocalNode {
     return this.#tables.has(table);
   }
 
-  /** Count and digest of every table. */
+  /** Count and digest of every table, as committed (staged writes are not counted yet). */
   tables(): Record<string, TableStats> {
+    this.#checkOpen();
     const out: Record<string, TableStats> = {};
-    for (const [name, s] of [...this.#tables].sort(([a], [b]) => (a < b ? -1 : 1))) {
-      out[name] = { count: s.count, digest: s.digest.toString('hex') };
+    for (const { key, value } of this.#meta.getRange({ start: ['table'], end: ['table', '\uffff'] })) {
+      const s = value as { count: number; digest: Uint8Array };
+      out[(key as [string, string])[1]] = { count: s.count, digest: Buffer.from(s.digest).toString('hex') };
     }
     return out;
   }
