@@ -7,6 +7,7 @@ import {
   RecordNotFoundError,
   TableNotFoundError,
   isRecordId,
+  isTableName,
   type RecordValue,
   type ReplicationTransport,
 } from '@replica/transport-api';
@@ -91,6 +92,7 @@ export function buildApp(config: Config, deps: AppDeps): FastifyInstance {
 
   app.get('/health', async (_req, reply) => {
     if (closing || store.closed) throw new UnavailableError('shutting down');
+    if (store.failure !== undefined) throw new UnavailableError('the store failed to commit and refuses writes; restart the node');
     const started = transport ? transport.status().started : true;
     if (!started) throw new UnavailableError('replication transport not started');
     return reply.send({ status: 'ok', node: store.name });
@@ -103,7 +105,8 @@ export function buildApp(config: Config, deps: AppDeps): FastifyInstance {
     log: { firstSeq: store.firstSeq(), lastSeq: store.lastSeq() },
     cursors: store.cursors(),
     tables: store.tables(),
-    replication: transport?.status() ?? { kind: 'none', started: false, peers: [] },
+    // A standalone node has nothing to start: its (absent) replication is as up as it gets.
+    replication: transport?.status() ?? { kind: 'none', started: true, peers: [] },
   }));
 
   app.get('/metrics', async (_req, reply) => {
@@ -196,7 +199,8 @@ export function buildApp(config: Config, deps: AppDeps): FastifyInstance {
 }
 
 function checkTable(table: string): string {
-  if (RESERVED.has(table)) throw new InvalidTableError(table);
+  if (!isTableName(table)) throw new InvalidTableError(table);
+  if (RESERVED.has(table)) throw new InvalidTableError(table, 'the name is reserved for the node itself');
   return table;
 }
 

@@ -18,7 +18,7 @@ export interface Config {
   readonly bodyLimit: number;
   /** When set, table routes need `Authorization: Bearer <token>`. */
   readonly apiToken: string | undefined;
-  /** Default wait for `X-Replicate-Confirm`, in ms. */
+  /** How long a write with `X-Replicate-Confirm` waits for its peers, in ms. */
   readonly confirmTimeoutMs: number;
   readonly logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
   readonly transport: TransportConfig;
@@ -44,8 +44,8 @@ export function loadConfig(env: Env): Config {
   const int = (name: string, fallback: number, min: number, max: number): number => {
     const raw = env[name];
     if (raw === undefined || raw === '') return fallback;
-    const n = Number(raw);
-    if (!Number.isInteger(n) || n < min || n > max) {
+    const n = /^\d{1,16}$/.test(raw) ? Number(raw) : Number.NaN;
+    if (!Number.isSafeInteger(n) || n < min || n > max) {
       problems.push(`${name} must be an integer from ${min} to ${max}, got ${JSON.stringify(raw)}`);
       return fallback;
     }

@@ -104,6 +104,8 @@ describe.each(transportsUnderTest())('REST node (transport %s)', (kind) => {
       ['a body over the limit', () => post('t', { id: 'big', x: 'x'.repeat(1024 * 1024) }), 413, 'REPLICA_ERR_BODY_TOO_LARGE'],
       ['a bad X-Replicate-Confirm', () => post('t', { id: 'c' }, { ...json, 'x-replicate-confirm': 'two' }), 400, 'REPLICA_ERR_CONFIRM_INVALID'],
       ['more confirmations than peers', () => post('t', { id: 'c' }, { ...json, 'x-replicate-confirm': '1' }), 400, 'REPLICA_ERR_CONFIRM_INVALID'],
+      ['GET with an invalid table name', () => app.inject({ url: '/1table/x' }), 400, 'REPLICA_ERR_TABLE_INVALID'],
+      ['DELETE with an invalid table name', () => app.inject({ method: 'DELETE', url: '/bad-name/x' }), 400, 'REPLICA_ERR_TABLE_INVALID'],
       ['an unknown route', () => app.inject({ method: 'PATCH', url: '/t/a' }), 404, 'REPLICA_ERR_ROUTE_NOT_FOUND'],
       ['a path too deep', () => app.inject({ url: '/t/a/b' }), 404, 'REPLICA_ERR_ROUTE_NOT_FOUND'],
     ];

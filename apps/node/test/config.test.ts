@@ -65,6 +65,13 @@ describe('loadConfig', () => {
     expect((err as ConfigError).code).toBe('REPLICA_ERR_CONFIG_INVALID');
   });
 
+  it('accepts only plain decimal integers', () => {
+    for (const port of ['0x1F90', '8e3', ' 8080 ', '8080.0', '-1', '']) {
+      if (port === '') expect(loadConfig({ PORT: port }).port).toBe(8080);
+      else expect(() => loadConfig({ PORT: port }), port).toThrow(/PORT must be an integer/);
+    }
+  });
+
   it('requires NODE_NAME for a replicated node, and says which transports are not built yet', () => {
     expect(() => loadConfig({ REPLICATION_TRANSPORT: 'plexus' })).toThrow(/NODE_NAME is required/);
     expect(() => loadConfig({ REPLICATION_TRANSPORT: 'nats', NODE_NAME: 'n1' })).toThrow(/nats is not available in this build yet/);

@@ -67,7 +67,17 @@ interface StoredRecord {
 }
 
 /** A log entry as kept in LMDB, keyed by seq. */
-type StoredEntry = [origin: string, originSeq: number, table: string, id: string, version: Version, op: 0 | 1, value: RecordValue | null];
+type StoredEntry = [
+  origin: string,
+  originSeq: number,
+  table: string,
+  id: string,
+  version: Version,
+  op: 0 | 1,
+  value: RecordValue | null,
+  /** When this node appended the entry (local wall clock, ms): retention and lag use it. */
+  appendedMs: number,
+];
 
 interface Head {
   seq: number;
@@ -128,7 +138,8 @@ export class Store implements LocalNode {
     this.durability = options.durability ?? 'committed';
     this.#env = env;
     this.#records = env.openDB({ name: 'records' });
-    this.#log = env.openDB({ name: 'log', keyEncoding: 'uint32' });
+    // Number keys in lmdb's ordered-binary encoding: safe up to 2^53, unlike 'uint32'.
+    this.#log = env.openDB({ name: 'log' });
     this.#index = env.openDB({ name: 'origin-index' });
     this.#meta = env.openDB({ name: 'meta' });
     this.#maxDepth = options.maxDepth ?? 32;
@@ -212,8 +223,10 @@ export class Store implements LocalNode {
     return this.#records.get([table, id])?.v;
   }
 
+  /** Whether a write to `table` has committed here. */
   hasTable(table: string): boolean {
-    return this.#tables.has(table);
+    this.#checkOpen();
+    return this.#meta.get(['table', table]) !== undefined;
   }
 
   /** Count and digest of every table, as committed (staged writes are not counted yet). */
@@ -282,6 +295,7 @@ export class Store implements LocalNode {
     let deferred = 0;
     await this.#commit(() => {
       const gapped = new Set<string>();
+      const now = this.#wallClock();
       const touched = new Set<string>();
       for (const e of entries) {
         const have = this.#cursors.get(e.origin) ?? 0;
@@ -300,7 +314,7 @@ export class Store implements LocalNode {
           this.#writeRecord(e.table, e.id, prev, e.op === 'put' && e.value ? { v: e.version, d: e.value } : { v: e.version });
         }
         const seq = ++this.#seq;
-        this.#put(this.#log, seq, [e.origin, e.originSeq, e.table, e.id, e.version, e.op === 'put' ? 0 : 1, e.value ?? null]);
+        this.#put(this.#log, seq, [e.origin, e.originSeq, e.table, e.id, e.version, e.op === 'put' ? 0 : 1, e.value ?? null, now]);
         this.#put(this.#index, [e.origin, e.originSeq], seq);
         this.#cursors.set(e.origin, e.originSeq);
         touched.add(e.origin);
@@ -392,7 +406,7 @@ export class Store implements LocalNode {
       const keepFrom = last - this.#retention.maxEntries + 1;
       const victims: [number, StoredEntry][] = [];
       for (const { key, value } of this.#log.getRange({ end: last, limit: PRUNE_CHUNK })) {
-        if (key >= keepFrom && value[4][0] >= minAge) break;
+        if (key >= keepFrom && value[7] >= minAge) break;
         victims.push([key, value]);
       }
       if (victims.length === 0) return total;
@@ -423,6 +437,17 @@ export class Store implements LocalNode {
 
   get closed(): boolean {
     return this.#closed;
+  }
+
+  /** The error of a failed commit, after which the store refuses writes; undefined while healthy. */
+  get failure(): unknown {
+    return this.#failure;
+  }
+
+  /** When this node appended log entry `seq` (ms), or undefined if it is not in the log. */
+  appendedAt(seq: number): number | undefined {
+    this.#checkOpen();
+    return this.#log.get(seq)?.[7];
   }
 
   /**
@@ -542,7 +567,7 @@ export class Store implements LocalNode {
     const seq = ++this.#seq;
     const originSeq = (this.#cursors.get(this.name) ?? 0) + 1;
     this.#cursors.set(this.name, originSeq);
-    this.#put(this.#log, seq, [this.name, originSeq, table, id, version, op === 'put' ? 0 : 1, value ?? null]);
+    this.#put(this.#log, seq, [this.name, originSeq, table, id, version, op === 'put' ? 0 : 1, value ?? null, this.#wallClock()]);
     this.#put(this.#index, [this.name, originSeq], seq);
     this.#dirtyCursors.add(this.name);
     this.#dirtyHead = true;

@@ -52,11 +52,14 @@ export class StoreClosedError extends ReplicaError {
   }
 }
 
-/** A table name does not match ^[A-Za-z][A-Za-z0-9_]{0,63}$. */
+/** A table name does not match ^[A-Za-z][A-Za-z0-9_]{0,63}$, or is reserved. */
 export class InvalidTableError extends ReplicaError {
   readonly code = 'REPLICA_ERR_TABLE_INVALID';
-  constructor(readonly table: string) {
-    super(`invalid table name ${JSON.stringify(table.slice(0, 80))}: use a letter, then up to 63 letters, digits or _`);
+  constructor(
+    readonly table: string,
+    readonly reason = 'use a letter, then up to 63 letters, digits or _',
+  ) {
+    super(`invalid table name ${JSON.stringify(table.slice(0, 80))}: ${reason}`);
   }
 }
 

@@ -58,6 +58,12 @@ class Link {
     this.poke();
   }
 
+  /**
+   * Entries the peer itself wrote are sent back only if it lost them: those above its
+   * own cursor at connect time, up to what this node holds of its origin.
+   */
+  #recover = { from: 0, to: 0 };
+
   async #run(): Promise<void> {
     const local = this.from.node as LocalNode;
     let pos = await this.#startPosition();
@@ -72,7 +78,8 @@ class Link {
         continue;
       }
       const last = (batch.at(-1) as LogEntry).seq;
-      const payload = batch.filter((e) => e.origin !== this.to.name);
+      const { from, to } = this.#recover;
+      const payload = batch.filter((e) => e.origin !== this.to.name || (e.originSeq > from && e.originSeq <= to));
       // Deliver on a later turn, as a network would.
       await new Promise((r) => setImmediate(r));
       if (this.stopped || !this.to.node) return;
@@ -92,7 +99,9 @@ class Link {
   async #startPosition(): Promise<number> {
     const local = this.from.node as LocalNode;
     const peer = this.to.node as LocalNode;
-    const start = local.logStart(peer.cursors());
+    const peerCursors = peer.cursors();
+    this.#recover = { from: peerCursors[peer.name] ?? 0, to: local.cursors()[peer.name] ?? 0 };
+    const start = local.logStart(peerCursors);
     if (start.kind === 'stream') return start.fromSeq;
     // The peer needs entries this log no longer holds: merge a snapshot instead.
     const snap = local.snapshot(512);

@@ -22,7 +22,7 @@ function node(store: Store, network: MemoryNetwork): SuiteNode & { store: Store 
 
 runTransportSuite({
   name: 'memory',
-  capabilities: { confirm: true },
+  capabilities: { confirm: true, wipe: true },
   async setup(size): Promise<SuiteCluster> {
     const network = new MemoryNetwork();
     const root = mkdtempSync(join(tmpdir(), 'replica-memory-'));
@@ -41,6 +41,9 @@ runTransportSuite({
         const n = node(open(i), network);
         nodes[i] = n;
         await n.transport.start(n.store);
+      },
+      async wipeNode(i) {
+        rmSync(join(root, `n${i}`), { recursive: true, force: true });
       },
       async teardown() {
         if (down) return;

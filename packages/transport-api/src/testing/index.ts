@@ -22,6 +22,8 @@ export interface SuiteCluster {
   stopNode(i: number): Promise<void>;
   /** Reopens node i from its data and starts a fresh transport for it; replaces nodes[i]. */
   startNode(i: number): Promise<void>;
+  /** Deletes node i's data while it is stopped (a node that lost its disk). Needed by capability `wipe`. */
+  wipeNode?(i: number): Promise<void>;
   /** Stops everything and removes every file and process the setup made. Must not throw if already torn down. */
   teardown(): Promise<void>;
 }
@@ -34,6 +36,8 @@ export interface TransportSuiteOptions {
   readonly capabilities?: {
     /** `waitForReplicas` is implemented. */
     readonly confirm?: boolean;
+    /** The cluster implements `wipeNode`. */
+    readonly wipe?: boolean;
   };
   /** How long convergence may take in one test. Default 20 s. */
   readonly convergeTimeoutMs?: number;
@@ -170,6 +174,21 @@ export function runTransportSuite(opts: TransportSuiteOptions): void {
       await converged(c.nodes, timeout);
       expect(c.nodes[2]?.tables().t?.count).toBe(3 + 50 + 1);
       for (const n of c.nodes) expectContiguousLog(n);
+    });
+
+    it.skipIf(!caps.wipe)('a node that lost its disk gets its own writes back and continues after them', async () => {
+      const c = await start(2);
+      await Promise.all(Array.from({ length: 10 }, (_, i) => c.nodes[0]?.put('t', { id: `k${i}` })));
+      await converged(c.nodes, timeout);
+      await c.stopNode(0);
+      await c.wipeNode?.(0);
+      await c.startNode(0);
+      const [a, b] = c.nodes as [SuiteNode, SuiteNode];
+      await eventually(() => a.tables().t?.count === 10, timeout, () => JSON.stringify(a.tables()));
+      expect(a.cursors()[a.name]).toBe(10);
+      await a.put('t', { id: 'after-wipe' });
+      await converged(c.nodes, timeout);
+      expect(b.get('t', 'after-wipe')).toEqual({ id: 'after-wipe' });
     });
 
     it('status() lists every peer and reaches zero lag', async () => {
