@@ -105,7 +105,8 @@ export class Store implements LocalNode {
   readonly durability: Durability;
 
   readonly #env: RootDatabase;
-  readonly #records: Database<StoredRecord, [string, string]>;
+  /** Keyed by `table \u0000 id` (see {@link recordKey}). */
+  readonly #records: Database<StoredRecord, string>;
   readonly #log: Database<StoredEntry, number>;
   readonly #index: Database<number, [string, number]>;
   readonly #meta: Database<unknown, MetaKey>;
@@ -214,13 +215,13 @@ export class Store implements LocalNode {
   get(table: string, id: string): RecordValue | undefined {
     this.#checkOpen();
     this.#validateKey(table, id);
-    return this.#records.get([table, id])?.d;
+    return this.#records.get(recordKey(table, id))?.d;
   }
 
   /** The stored version of a record, tombstones included. */
   versionOf(table: string, id: string): Version | undefined {
     this.#checkOpen();
-    return this.#records.get([table, id])?.v;
+    return this.#records.get(recordKey(table, id))?.v;
   }
 
   /** Whether a write to `table` has committed here. */
@@ -340,7 +341,7 @@ export class Store implements LocalNode {
     const batches = function* (): Generator<SnapshotRecord[]> {
       let batch: SnapshotRecord[] = [];
       for (const { key, value } of records.getRange({ snapshot: true })) {
-        const [table, id] = key;
+        const [table, id] = splitKey(key);
         batch.push(value.d === undefined ? { table, id, version: value.v } : { table, id, version: value.v, value: value.d });
         if (batch.length >= batchSize) {
           yield batch;
@@ -460,7 +461,7 @@ export class Store implements LocalNode {
     const problems: string[] = [];
     const stats = new Map<string, MutableTableStats>();
     for (const { key, value } of this.#records.getRange({})) {
-      const [table, id] = key;
+      const [table, id] = splitKey(key);
       let s = stats.get(table);
       if (!s) stats.set(table, (s = { count: 0, digest: Buffer.alloc(DIGEST_BYTES) }));
       if (value.d !== undefined) s.count++;
@@ -488,7 +489,7 @@ export class Store implements LocalNode {
       if (prevMax !== undefined && originSeq !== prevMax + 1) problems.push(`log: origin ${origin} jumps from ${prevMax} to ${originSeq} at seq ${key}`);
       maxOrigin.set(origin, originSeq);
       if (this.#index.get([origin, originSeq]) !== key) problems.push(`index: ${origin}/${originSeq} does not point at seq ${key}`);
-      const rec = this.#records.get([table, id]);
+      const rec = this.#records.get(recordKey(table, id));
       if (!rec || compareVersions(rec.v, version) < 0) problems.push(`records: ${table}/${id} older than log entry ${key}`);
     }
     const head = this.#meta.get('head') as Head | undefined;
@@ -550,8 +551,9 @@ export class Store implements LocalNode {
 
   /** A record as the next commit will see it: staged writes first, then LMDB. */
   #readRecord(table: string, id: string): StoredRecord | undefined {
-    const p = this.#pending.get(`${table}\u0000${id}`);
-    return p ? p.record : this.#records.get([table, id]);
+    const key = recordKey(table, id);
+    const p = this.#pending.get(key);
+    return p ? p.record : this.#records.get(key);
   }
 
   #queueNotify(): void {
@@ -588,8 +590,8 @@ export class Store implements LocalNode {
   }
 
   #writeRecord(table: string, id: string, prev: StoredRecord | undefined, next: StoredRecord): void {
-    this.#put(this.#records, [table, id], next);
-    const key = `${table}\u0000${id}`;
+    const key = recordKey(table, id);
+    this.#put(this.#records, key, next);
     const p = this.#pending.get(key);
     if (p) {
       p.record = next;
@@ -629,6 +631,19 @@ export class Store implements LocalNode {
     this.#validateKey(table, value.id);
     if (depthExceeds(value, this.#maxDepth)) throw new InvalidRecordError(`nesting deeper than ${this.#maxDepth} levels`);
   }
+}
+
+/**
+ * Records are keyed by `table \u0000 id`: one string, cheaper to encode than an array key,
+ * and still ordered by table then id (table names cannot contain U+0000).
+ */
+function recordKey(table: string, id: string): string {
+  return `${table}\u0000${id}`;
+}
+
+function splitKey(key: string): [table: string, id: string] {
+  const i = key.indexOf('\u0000');
+  return [key.slice(0, i), key.slice(i + 1)];
 }
 
 function depthExceeds(v: unknown, max: number): boolean {
