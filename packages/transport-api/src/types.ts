@@ -121,13 +121,28 @@ export interface PeerStatus {
   readonly counters: Readonly<Record<string, number>>;
   /** Transport-specific descriptive fields (certificate name, consumer name, …). */
   readonly info?: Readonly<Record<string, string>>;
+  /** Per origin, the highest originSeq this peer confirmed as applied, where the transport knows it. */
+  readonly appliedThrough?: Readonly<Record<string, number>>;
 }
 
 export interface TransportStatus {
   readonly kind: string;
   readonly started: boolean;
   readonly peers: readonly PeerStatus[];
+  /** Transport-wide counters (refused connections by reason, …). */
+  readonly counters?: Readonly<Record<string, number>>;
 }
+
+/** The logging a transport needs; pino and fastify's logger fit it. */
+export interface Logger {
+  debug(obj: object, msg: string): void;
+  info(obj: object, msg: string): void;
+  warn(obj: object, msg: string): void;
+  error(obj: object, msg: string): void;
+}
+
+/** A logger that drops everything. */
+export const silentLogger: Logger = { debug() {}, info() {}, warn() {}, error() {} };
 
 export interface StartOptions {
   /** Aborting it stops the transport. */

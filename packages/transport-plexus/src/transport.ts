@@ -1,0 +1,802 @@
+import { connect, createServer, type Server, type TLSSocket } from 'node:tls';
+import {
+  MalformedFrameError,
+  PeerRejectedError,
+  TransportStateError,
+  decodeBatch,
+  encodeBatch,
+  silentLogger,
+  type Cursors,
+  type LocalNode,
+  type LogEntry,
+  type LogStart,
+  type Logger,
+  type PeerStatus,
+  type ReplicationTransport,
+  type StartOptions,
+  type TransportStatus,
+} from '@replica/transport-api';
+import {
+  Frame,
+  FrameDecoder,
+  PROTOCOL,
+  decodeCursorsMessage,
+  decodeHello,
+  decodeSnapshotFrame,
+  decodeSubscription,
+  encodeBatchFrame,
+  encodeControl,
+  encodeNumberFrame,
+  encodeSnapshotFrame,
+  readNumber,
+  splitBatchFrame,
+  type Hello,
+  type RawFrame,
+} from './frames.js';
+
+export interface PlexusPeer {
+  readonly name: string;
+  readonly host: string;
+  readonly port: number;
+}
+
+/** Settings of a plexus transport. */
+export interface PlexusInit {
+  /** Where this node accepts peer connections. */
+  readonly listen: { readonly host: string; readonly port: number };
+  /** Every node of the cluster; this node's own entry may be listed and is skipped. */
+  readonly peers: readonly PlexusPeer[];
+  /** PEM: the cluster CA, this node's certificate (CN = node name) and its key. */
+  readonly tls: { readonly ca: string | Buffer; readonly cert: string | Buffer; readonly key: string | Buffer };
+  /** Most entries per batch frame. Default 1000. */
+  readonly batchMaxEntries?: number;
+  /** Target size of a batch frame; larger batches are split. Default 1 MiB. */
+  readonly batchMaxBytes?: number;
+  /** Largest frame accepted from a peer; larger closes the connection. Default 32 MiB. */
+  readonly maxFrameBytes?: number;
+  /** Unacknowledged batch frames per peer before the sender waits. Default 32. */
+  readonly maxInFlightFrames?: number;
+  /** Unacknowledged batch bytes per peer before the sender waits. Default 8 MiB. */
+  readonly maxInFlightBytes?: number;
+  /** Ping interval. Default 1000 ms. */
+  readonly heartbeatMs?: number;
+  /** A peer silent this long is disconnected (also the handshake timeout). Default 4000 ms. */
+  readonly deadAfterMs?: number;
+  /** Reconnect backoff: first delay and cap. Defaults 100 ms and 5000 ms (with jitter). */
+  readonly reconnectMinMs?: number;
+  readonly reconnectMaxMs?: number;
+  /** Records per snapshot frame in a merge resync. Default 500. */
+  readonly snapshotBatch?: number;
+}
+
+export interface PlexusComponents {
+  readonly logger?: Logger;
+}
+
+/** A plexus transport; `address()` tells where it listens once started (for port 0). */
+export interface PlexusTransport extends ReplicationTransport {
+  address(): { host: string; port: number } | undefined;
+}
+
+/**
+ * Direct replication over a full mesh of mutually authenticated TLS 1.3 connections:
+ * one connection per pair of nodes, dialled by the node whose name sorts first.
+ *
+ * Guarantees: each origin's entries reach every peer in origin order, once (the
+ * store's cursors drop duplicates); a peer that was away is caught up from the log,
+ * from its own cursors, or by a merge resync when the log no longer holds what it
+ * needs; while a node is cut off from an origin, its other peers relay that origin's
+ * entries. Only peers with a certificate from the cluster CA whose CN names a
+ * configured node are accepted.
+ */
+export function plexusTransport(init: PlexusInit, components: PlexusComponents = {}): PlexusTransport {
+  return new Plexus(init, components.logger ?? silentLogger);
+}
+
+type Counters = Record<
+  | 'bytesSent'
+  | 'bytesReceived'
+  | 'framesSent'
+  | 'framesReceived'
+  | 'entriesSent'
+  | 'entriesApplied'
+  | 'entriesSkipped'
+  | 'entriesDeferred'
+  | 'connects'
+  | 'reconnects'
+  | 'disconnects'
+  | 'malformedFrames'
+  | 'resyncsSent'
+  | 'resyncsReceived'
+  | 'inFlightBytes'
+  | 'inFlightBytesPeak'
+  | 'queuedBytes',
+  number
+>;
+
+interface InFlight {
+  readonly lastSeq: number;
+  readonly bytes: number;
+  /** Highest originSeq per origin in the frame. */
+  readonly origins: ReadonlyMap<string, number>;
+}
+
+interface SenderState {
+  readonly exclude: ReadonlySet<string>;
+  readonly cursors: Cursors;
+  readonly recoverUntil: number;
+  /** Highest originSeq sent per origin on this stream. */
+  readonly sent: Map<string, number>;
+}
+
+class Link {
+  socket: TLSSocket | undefined;
+  /** Hello exchanged: replication runs. */
+  connected = false;
+  certName = '';
+  peerHello: Hello | undefined;
+  // sender side
+  sub: SenderState | undefined;
+  restart = false;
+  pos = 1;
+  inflight: InFlight[] = [];
+  inflightBytes = 0;
+  ackedSeq = 0;
+  readonly appliedThrough = new Map<string, number>();
+  // receiver side
+  readonly queue: RawFrame[] = [];
+  applying = false;
+  lastReceived = 0;
+  // connection management
+  attempt = 0;
+  everConnected = false;
+  reconnectTimer: NodeJS.Timeout | undefined;
+  handshakeTimer: NodeJS.Timeout | undefined;
+  readonly counters: Counters = {
+    bytesSent: 0,
+    bytesReceived: 0,
+    framesSent: 0,
+    framesReceived: 0,
+    entriesSent: 0,
+    entriesApplied: 0,
+    entriesSkipped: 0,
+    entriesDeferred: 0,
+    connects: 0,
+    reconnects: 0,
+    disconnects: 0,
+    malformedFrames: 0,
+    resyncsSent: 0,
+    resyncsReceived: 0,
+    inFlightBytes: 0,
+    inFlightBytesPeak: 0,
+    queuedBytes: 0,
+  };
+  #wake: (() => void) | undefined;
+  #woken = false;
+
+  constructor(
+    readonly peer: PlexusPeer,
+    readonly dialer: boolean,
+  ) {}
+
+  get name(): string {
+    return this.peer.name;
+  }
+
+  wake(): void {
+    this.#woken = true;
+    const w = this.#wake;
+    this.#wake = undefined;
+    w?.();
+  }
+
+  /** Resolves at the next wake() (or at once if one came since the last wait). */
+  wait(): Promise<void> {
+    if (this.#woken) {
+      this.#woken = false;
+      return Promise.resolve();
+    }
+    return new Promise((resolve) => {
+      this.#wake = () => {
+        this.#woken = false;
+        resolve();
+      };
+    });
+  }
+}
+
+type State = 'new' | 'started' | 'stopped';
+
+/** TLS error codes of refused peers, by the reason we count them under. */
+function rejectionReason(err: { code?: string; message?: string }): string {
+  const s = `${err.code ?? ''} ${err.message ?? ''}`;
+  if (/EXPIRED/i.test(s)) return 'expired';
+  if (/PEER_DID_NOT_RETURN_A_CERTIFICATE|CERTIFICATE_REQUIRED/i.test(s)) return 'noCertificate';
+  if (/UNABLE_TO_VERIFY|UNKNOWN_CA|ISSUER|SELF_SIGNED|SIGNATURE|DECRYPT/i.test(s)) return 'untrustedCertificate';
+  if (/WRONG_VERSION|HTTP_REQUEST|UNSUPPORTED_PROTOCOL|PACKET_LENGTH|RECORD/i.test(s)) return 'notTls';
+  return 'handshakeFailed';
+}
+
+class Plexus implements PlexusTransport {
+  readonly kind = 'plexus';
+  #state: State = 'new';
+  #node: LocalNode | undefined;
+  #server: Server | undefined;
+  #heartbeat: NodeJS.Timeout | undefined;
+  #unsubscribe: (() => void) | undefined;
+  #signal: AbortSignal | undefined;
+  #onAbort: (() => void) | undefined;
+  readonly #links = new Map<string, Link>();
+  readonly #waiters = new Set<() => void>();
+  readonly #rejected: Record<string, number> = {};
+  readonly #sockets = new Set<TLSSocket>();
+  readonly #cfg: Required<Omit<PlexusInit, 'listen' | 'peers' | 'tls'>>;
+
+  constructor(
+    private readonly init: PlexusInit,
+    private readonly log: Logger,
+  ) {
+    this.#cfg = {
+      batchMaxEntries: init.batchMaxEntries ?? 1000,
+      batchMaxBytes: init.batchMaxBytes ?? 1024 * 1024,
+      maxFrameBytes: init.maxFrameBytes ?? 32 * 1024 * 1024,
+      maxInFlightFrames: init.maxInFlightFrames ?? 32,
+      maxInFlightBytes: init.maxInFlightBytes ?? 8 * 1024 * 1024,
+      heartbeatMs: init.heartbeatMs ?? 1000,
+      deadAfterMs: init.deadAfterMs ?? 4000,
+      reconnectMinMs: init.reconnectMinMs ?? 100,
+      reconnectMaxMs: init.reconnectMaxMs ?? 5000,
+      snapshotBatch: init.snapshotBatch ?? 500,
+    };
+  }
+
+  address(): { host: string; port: number } | undefined {
+    const a = this.#server?.address();
+    return a && typeof a === 'object' ? { host: a.address, port: a.port } : undefined;
+  }
+
+  async start(node: LocalNode, opts: StartOptions = {}): Promise<void> {
+    if (this.#state !== 'new') throw new TransportStateError(this.kind, this.#state, `cannot start a transport that is ${this.#state}`);
+    this.#state = 'started';
+    this.#node = node;
+    for (const peer of this.init.peers) {
+      if (peer.name === node.name || this.#links.has(peer.name)) continue;
+      this.#links.set(peer.name, new Link(peer, node.name < peer.name));
+    }
+    this.#unsubscribe = node.onCommit(() => {
+      for (const link of this.#links.values()) link.wake();
+    });
+    const server = createServer(
+      {
+        ca: this.init.tls.ca,
+        cert: this.init.tls.cert,
+        key: this.init.tls.key,
+        requestCert: true,
+        rejectUnauthorized: true,
+        minVersion: 'TLSv1.3',
+      },
+      (socket) => this.#accepted(socket),
+    );
+    server.on('tlsClientError', (err, socket) => {
+      this.#reject('unknown', rejectionReason(err as { code?: string }), socket.remoteAddress, err);
+    });
+    this.#server = server;
+    try {
+      await new Promise<void>((resolve, reject) => {
+        server.once('error', reject);
+        server.listen(this.init.listen.port, this.init.listen.host, () => {
+          server.off('error', reject);
+          resolve();
+        });
+      });
+    } catch (err) {
+      this.#state = 'stopped';
+      this.#unsubscribe();
+      throw new TransportStateError(this.kind, 'new', `cannot listen on ${this.init.listen.host}:${this.init.listen.port}: ${(err as Error).message}`);
+    }
+    this.#heartbeat = setInterval(() => this.#tick(), this.#cfg.heartbeatMs);
+    for (const link of this.#links.values()) if (link.dialer) this.#dial(link);
+    if (opts.signal) {
+      this.#signal = opts.signal;
+      this.#onAbort = () => void this.stop();
+      opts.signal.addEventListener('abort', this.#onAbort, { once: true });
+    }
+    this.log.info({ listen: this.address(), peers: [...this.#links.keys()] }, 'plexus: listening for peers');
+  }
+
+  async stop(): Promise<void> {
+    if (this.#state !== 'started') {
+      this.#state = 'stopped';
+      return;
+    }
+    this.#state = 'stopped';
+    this.#signal?.removeEventListener('abort', this.#onAbort as () => void);
+    this.#unsubscribe?.();
+    clearInterval(this.#heartbeat);
+    const closed = new Promise<void>((resolve) => (this.#server ? this.#server.close(() => resolve()) : resolve()));
+    const sockets = [...this.#sockets].map((s) => new Promise<void>((resolve) => (s.destroyed ? resolve() : (s.once('close', () => resolve()), s.destroy()))));
+    for (const link of this.#links.values()) {
+      clearTimeout(link.reconnectTimer);
+      clearTimeout(link.handshakeTimer);
+      link.connected = false;
+      link.wake();
+    }
+    for (const w of [...this.#waiters]) w();
+    await Promise.all([closed, ...sockets]);
+  }
+
+  status(): TransportStatus {
+    const node = this.#state === 'started' ? this.#node : undefined;
+    const last = node?.lastSeq() ?? 0;
+    const peers: PeerStatus[] = [...this.#links.values()].map((l) => {
+      const oldest = node && l.ackedSeq < last ? node.readLog(l.ackedSeq + 1, 1)[0] : undefined;
+      l.counters.queuedBytes = l.socket?.writableLength ?? 0;
+      return {
+        name: l.name,
+        connected: l.connected,
+        ackedSeq: l.ackedSeq,
+        lagEntries: Math.max(0, last - l.ackedSeq),
+        lagMs: oldest ? Math.max(0, Date.now() - oldest.version[0]) : 0,
+        counters: { ...l.counters },
+        info: { certificate: l.certName, address: `${l.peer.host}:${l.peer.port}`, role: l.dialer ? 'dials' : 'accepts' },
+        appliedThrough: Object.fromEntries(l.appliedThrough),
+      };
+    });
+    const counters: Record<string, number> = {};
+    for (const [reason, n] of Object.entries(this.#rejected)) counters[`rejected_${reason}`] = n;
+    return { kind: this.kind, started: this.#state === 'started', peers, counters };
+  }
+
+  waitForReplicas(seq: number, count: number, timeoutMs: number): Promise<number> {
+    const confirmed = () => {
+      let n = 0;
+      for (const l of this.#links.values()) if (l.ackedSeq >= seq) n++;
+      return n;
+    };
+    if (confirmed() >= count || this.#state !== 'started') return Promise.resolve(confirmed());
+    return new Promise((resolve) => {
+      const finish = () => {
+        clearTimeout(timer);
+        this.#waiters.delete(check);
+        resolve(confirmed());
+      };
+      const check = () => {
+        if (confirmed() >= count || this.#state !== 'started') finish();
+      };
+      const timer = setTimeout(finish, timeoutMs);
+      this.#waiters.add(check);
+    });
+  }
+
+  // ------------------------------------------------------------ connections
+
+  #dial(link: Link): void {
+    if (this.#state !== 'started') return;
+    const { host, port, name } = link.peer;
+    const socket = connect({
+      host,
+      port,
+      servername: /^[\d.:]+$/.test(host) ? undefined : host,
+      ca: this.init.tls.ca,
+      cert: this.init.tls.cert,
+      key: this.init.tls.key,
+      minVersion: 'TLSv1.3',
+      // The peer is identified by the node name in its certificate, not by its address.
+      checkServerIdentity: (_host, cert) =>
+        cert.subject?.CN === name ? undefined : new PeerRejectedError(String(cert.subject?.CN), `certificate names ${String(cert.subject?.CN)}, expected ${name}`),
+    });
+    this.#track(socket);
+    socket.setNoDelay(true);
+    link.handshakeTimer = setTimeout(() => socket.destroy(new Error('handshake timed out')), this.#cfg.deadAfterMs);
+    socket.once('secureConnect', () => this.#attach(link, socket, name));
+    socket.on('error', (err) => {
+      if (!link.connected && link.socket !== socket) {
+        this.log.debug({ peer: name, err: err.message }, 'plexus: dial failed');
+      }
+    });
+    socket.once('close', () => {
+      clearTimeout(link.handshakeTimer);
+      if (link.socket === socket || link.socket === undefined) this.#scheduleReconnect(link);
+    });
+  }
+
+  #scheduleReconnect(link: Link): void {
+    if (this.#state !== 'started' || !link.dialer || link.reconnectTimer) return;
+    const base = Math.min(this.#cfg.reconnectMaxMs, this.#cfg.reconnectMinMs * 2 ** link.attempt);
+    const delay = Math.round(base / 2 + (Math.random() * base) / 2);
+    link.attempt = Math.min(link.attempt + 1, 16);
+    link.reconnectTimer = setTimeout(() => {
+      link.reconnectTimer = undefined;
+      if (link.everConnected) link.counters.reconnects++;
+      this.#dial(link);
+    }, delay);
+  }
+
+  #accepted(socket: TLSSocket): void {
+    this.#track(socket);
+    socket.setNoDelay(true);
+    const cert = socket.getPeerCertificate();
+    const name = String(cert?.subject?.CN ?? '');
+    const link = this.#links.get(name);
+    if (!link) return this.#reject(name || 'unnamed', 'unknownName', socket.remoteAddress, undefined, socket);
+    if (link.dialer) return this.#reject(name, 'wrongDirection', socket.remoteAddress, undefined, socket);
+    link.handshakeTimer = setTimeout(() => socket.destroy(new Error('hello timed out')), this.#cfg.deadAfterMs);
+    this.#attach(link, socket, name);
+  }
+
+  #reject(peer: string, reason: string, address: string | undefined, cause?: unknown, socket?: TLSSocket): void {
+    this.#rejected[reason] = (this.#rejected[reason] ?? 0) + 1;
+    const err = new PeerRejectedError(peer, reason, { cause });
+    this.log.warn({ peer, reason, address, err: (cause as Error | undefined)?.message }, `plexus: refused peer: ${err.message}`);
+    socket?.destroy();
+  }
+
+  #track(socket: TLSSocket): void {
+    this.#sockets.add(socket);
+    socket.on('error', () => {}); // reported where it matters; never an unhandled 'error'
+    socket.once('close', () => this.#sockets.delete(socket));
+  }
+
+  #attach(link: Link, socket: TLSSocket, certName: string): void {
+    if (this.#state !== 'started') return void socket.destroy();
+    const old = link.socket;
+    if (old && old !== socket) {
+      this.log.info({ peer: link.name }, 'plexus: replacing an older connection');
+      this.#detach(link, old, 'replaced');
+      old.destroy();
+    }
+    link.socket = socket;
+    link.certName = certName;
+    link.lastReceived = Date.now();
+    const decoder = new FrameDecoder(this.#cfg.maxFrameBytes);
+    socket.on('data', (chunk: Buffer) => {
+      if (link.socket !== socket) return;
+      link.counters.bytesReceived += chunk.length;
+      link.lastReceived = Date.now();
+      let frames: RawFrame[];
+      try {
+        frames = decoder.push(chunk);
+      } catch (err) {
+        return this.#protocolError(link, socket, err);
+      }
+      for (const f of frames) {
+        link.counters.framesReceived++;
+        try {
+          this.#onFrame(link, socket, f);
+        } catch (err) {
+          return this.#protocolError(link, socket, err);
+        }
+      }
+    });
+    socket.on('error', (err) => {
+      if (link.socket === socket) this.log.warn({ peer: link.name, err: err.message }, 'plexus: connection error');
+    });
+    socket.on('close', () => this.#detach(link, socket, 'closed'));
+    socket.on('drain', () => link.wake());
+    this.#send(link, socket, encodeControl(Frame.hello, { protocol: PROTOCOL, node: this.#node?.name, cursors: this.#node?.cursors() }));
+  }
+
+  #detach(link: Link, socket: TLSSocket, why: string): void {
+    if (link.socket !== socket) return;
+    const wasConnected = link.connected;
+    link.socket = undefined;
+    link.connected = false;
+    link.sub = undefined;
+    link.inflight = [];
+    link.inflightBytes = 0;
+    link.counters.inFlightBytes = 0;
+    link.queue.length = 0;
+    clearTimeout(link.handshakeTimer);
+    link.wake();
+    if (wasConnected) {
+      link.counters.disconnects++;
+      this.log.info({ peer: link.name, why }, 'plexus: peer disconnected');
+      this.#resubscribeAll();
+    }
+    for (const w of [...this.#waiters]) w();
+    if (link.dialer) this.#scheduleReconnect(link);
+  }
+
+  #protocolError(link: Link, socket: TLSSocket, err: unknown): void {
+    link.counters.malformedFrames++;
+    this.log.warn({ peer: link.name, err: (err as Error).message, code: (err as { code?: string }).code }, 'plexus: protocol error, closing the connection');
+    socket.destroy();
+  }
+
+  #send(link: Link, socket: TLSSocket, frame: Buffer): boolean {
+    link.counters.bytesSent += frame.length;
+    link.counters.framesSent++;
+    return socket.write(frame);
+  }
+
+  #tick(): void {
+    const now = Date.now();
+    for (const link of this.#links.values()) {
+      const s = link.socket;
+      if (!s) continue;
+      if (now - link.lastReceived > this.#cfg.deadAfterMs) {
+        this.log.warn({ peer: link.name, silentMs: now - link.lastReceived }, 'plexus: peer silent, disconnecting');
+        s.destroy();
+        continue;
+      }
+      if (link.connected) this.#send(link, s, encodeNumberFrame(Frame.ping, now));
+    }
+  }
+
+  // ------------------------------------------------------------ frames
+
+  #onFrame(link: Link, socket: TLSSocket, f: RawFrame): void {
+    const node = this.#node as LocalNode;
+    switch (f.type) {
+      case Frame.hello: {
+        const hello = decodeHello(f.payload);
+        if (hello.node !== link.name) throw new MalformedFrameError(`hello from ${hello.node} on the connection of ${link.name}`);
+        if (link.connected) throw new MalformedFrameError('second hello');
+        clearTimeout(link.handshakeTimer);
+        link.peerHello = hello;
+        link.connected = true;
+        link.attempt = 0;
+        link.everConnected = true;
+        link.counters.connects++;
+        this.log.info({ peer: link.name, certificate: link.certName }, 'plexus: peer connected');
+        this.#subscribe(link, socket);
+        this.#resubscribeAll(link);
+        void this.#pump(link, socket);
+        return;
+      }
+      case Frame.subscribe: {
+        if (!link.connected) throw new MalformedFrameError('subscribe before hello');
+        const sub = decodeSubscription(f.payload);
+        link.sub = {
+          exclude: new Set(sub.exclude),
+          cursors: sub.cursors,
+          recoverUntil: sub.recoverUntil,
+          sent: new Map(Object.entries(sub.cursors)),
+        };
+        link.restart = true;
+        link.wake();
+        return;
+      }
+      case Frame.ack:
+        return this.#onAck(link, readNumber(f.payload));
+      case Frame.ping:
+        this.#send(link, socket, encodeNumberFrame(Frame.pong, readNumber(f.payload)));
+        return;
+      case Frame.pong:
+        readNumber(f.payload);
+        return;
+      case Frame.batch:
+      case Frame.resyncBegin:
+      case Frame.snapshot:
+      case Frame.resyncEnd:
+        if (!link.connected) throw new MalformedFrameError('data before hello');
+        link.queue.push(f);
+        // Receiver backpressure: stop reading while applies lag behind.
+        if (link.queue.length > 8) socket.pause();
+        if (!link.applying) void this.#applyLoop(link, socket, node);
+        return;
+      default:
+        throw new MalformedFrameError(`unexpected frame type ${f.type}`);
+    }
+  }
+
+  /** Tells the peer what this node wants from it (see {@link Subscription}). */
+  #subscribe(link: Link, socket: TLSSocket): void {
+    const node = this.#node as LocalNode;
+    const mine = node.cursors();
+    const exclude = [node.name];
+    for (const other of this.#links.values()) if (other !== link && other.connected) exclude.push(other.name);
+    const theirs = link.peerHello?.cursors[node.name] ?? 0;
+    const own = mine[node.name] ?? 0;
+    const recoverUntil = theirs > own ? theirs : 0;
+    if (recoverUntil > 0) {
+      this.log.warn({ peer: link.name, own, theirs }, 'plexus: the peer holds writes of this node that this node lacks; recovering them');
+    }
+    this.#send(link, socket, encodeControl(Frame.subscribe, { cursors: mine, exclude, recoverUntil }));
+  }
+
+  /** Connectivity changed: every other link's subscription (who relays what) changes too. */
+  #resubscribeAll(except?: Link): void {
+    if (this.#state !== 'started') return;
+    for (const l of this.#links.values()) if (l !== except && l.connected && l.socket) this.#subscribe(l, l.socket);
+  }
+
+  #onAck(link: Link, seq: number): void {
+    if (!Number.isSafeInteger(seq) || seq < 0) throw new MalformedFrameError('ack is not a sequence number');
+    while (link.inflight.length > 0 && (link.inflight[0] as InFlight).lastSeq <= seq) {
+      const done = link.inflight.shift() as InFlight;
+      link.inflightBytes -= done.bytes;
+      for (const [origin, n] of done.origins) {
+        if (n > (link.appliedThrough.get(origin) ?? 0)) link.appliedThrough.set(origin, n);
+      }
+    }
+    // Ranges that carried nothing for this peer count as confirmed once all before them are.
+    while (link.inflight.length > 0 && (link.inflight[0] as InFlight).bytes === 0) {
+      seq = Math.max(seq, (link.inflight.shift() as InFlight).lastSeq);
+    }
+    link.counters.inFlightBytes = link.inflightBytes;
+    if (seq > link.ackedSeq) link.ackedSeq = seq;
+    link.wake();
+    for (const w of [...this.#waiters]) w();
+  }
+
+  // ------------------------------------------------------------ receiving
+
+  async #applyLoop(link: Link, socket: TLSSocket, node: LocalNode): Promise<void> {
+    link.applying = true;
+    try {
+      while (link.socket === socket && link.queue.length > 0) {
+        const f = link.queue.shift() as RawFrame;
+        if (link.queue.length <= 2 && socket.isPaused()) socket.resume();
+        await this.#applyFrame(link, socket, node, f);
+      }
+    } catch (err) {
+      if (err instanceof MalformedFrameError) this.#protocolError(link, socket, err);
+      else if (link.socket === socket && this.#state === 'started') {
+        this.log.error({ peer: link.name, err: (err as Error).message }, 'plexus: applying a batch failed; closing the connection');
+        socket.destroy();
+      }
+    } finally {
+      link.applying = false;
+      if (socket.isPaused() && link.socket === socket) socket.resume();
+    }
+  }
+
+  async #applyFrame(link: Link, socket: TLSSocket, node: LocalNode, f: RawFrame): Promise<void> {
+    switch (f.type) {
+      case Frame.batch: {
+        const { lastSeq, batch } = splitBatchFrame(f.payload);
+        const entries = decodeBatch(batch);
+        const r = await node.applyRemote(entries);
+        link.counters.entriesApplied += r.applied;
+        link.counters.entriesSkipped += r.skipped;
+        if (link.socket !== socket) return;
+        if (r.deferred > 0) {
+          // A gap: ask for a fresh stream from our cursors instead of confirming.
+          link.counters.entriesDeferred += r.deferred;
+          link.queue.length = 0;
+          this.#subscribe(link, socket);
+          return;
+        }
+        this.#send(link, socket, encodeNumberFrame(Frame.ack, lastSeq));
+        return;
+      }
+      case Frame.resyncBegin: {
+        const cursors = decodeCursorsMessage(f.payload);
+        link.counters.resyncsReceived++;
+        this.log.warn({ peer: link.name, theirCursors: cursors, ourCursors: node.cursors() }, 'plexus: MERGE RESYNC from peer: our cursors fell behind its retained log');
+        return;
+      }
+      case Frame.snapshot: {
+        await node.mergeSnapshot(decodeSnapshotFrame(f.payload));
+        return;
+      }
+      case Frame.resyncEnd: {
+        const cursors = decodeCursorsMessage(f.payload);
+        await node.adoptCursors(cursors);
+        this.log.warn({ peer: link.name, cursors: node.cursors() }, 'plexus: merge resync complete');
+        if (link.socket === socket) this.#subscribe(link, socket);
+        return;
+      }
+      default:
+        throw new MalformedFrameError(`unexpected frame type ${f.type}`);
+    }
+  }
+
+  // ------------------------------------------------------------ sending
+
+  /** Streams this node's log to the peer on `socket`, as its subscription asks. */
+  async #pump(link: Link, socket: TLSSocket): Promise<void> {
+    const node = this.#node as LocalNode;
+    while (link.socket === socket && this.#state === 'started') {
+      const sub = link.sub;
+      if (!sub) {
+        await link.wait();
+        continue;
+      }
+      if (link.restart) {
+        link.restart = false;
+        link.inflight = [];
+        link.inflightBytes = 0;
+        const start = node.logStart(this.#startCursors(link.name, sub, node.cursors()));
+        if (start.kind === 'resync') {
+          await this.#resync(link, socket, node, start);
+          continue;
+        }
+        link.pos = start.fromSeq;
+      }
+      if (link.inflight.length >= this.#cfg.maxInFlightFrames || link.inflightBytes >= this.#cfg.maxInFlightBytes || socket.writableNeedDrain) {
+        await link.wait();
+        continue;
+      }
+      const entries = node.readLog(link.pos, this.#cfg.batchMaxEntries);
+      if (entries.length === 0) {
+        await link.wait();
+        continue;
+      }
+      const lastSeq = (entries.at(-1) as LogEntry).seq;
+      link.pos = lastSeq + 1;
+      const out = this.#filter(link.name, sub, entries);
+      if (out.length === 0) {
+        if (link.inflight.length === 0) this.#onAck(link, lastSeq);
+        else link.inflight.push({ lastSeq, bytes: 0, origins: new Map() });
+        continue;
+      }
+      this.#sendBatch(link, socket, out, lastSeq);
+    }
+  }
+
+  /** Cursors to hand to logStart: excluded origins count as fully delivered. */
+  #startCursors(peer: string, sub: SenderState, mine: Cursors): Record<string, number> {
+    const out: Record<string, number> = {};
+    for (const [origin, have] of Object.entries(mine)) {
+      if (origin === peer) out[origin] = sub.recoverUntil > (sub.cursors[origin] ?? 0) ? (sub.cursors[origin] ?? 0) : have;
+      else if (sub.exclude.has(origin)) out[origin] = have;
+      else out[origin] = sub.cursors[origin] ?? 0;
+    }
+    return out;
+  }
+
+  #filter(peer: string, sub: SenderState, entries: readonly LogEntry[]): LogEntry[] {
+    const out: LogEntry[] = [];
+    for (const e of entries) {
+      const sent = sub.sent.get(e.origin) ?? 0;
+      if (e.originSeq <= sent) continue;
+      if (e.origin === peer ? e.originSeq > sub.recoverUntil : sub.exclude.has(e.origin)) continue;
+      sub.sent.set(e.origin, e.originSeq);
+      out.push(e);
+    }
+    return out;
+  }
+
+  #sendBatch(link: Link, socket: TLSSocket, entries: LogEntry[], lastSeq: number): void {
+    const batch = encodeBatch(entries);
+    if (batch.length > this.#cfg.batchMaxBytes && entries.length > 1) {
+      // Split oversized batches; each half is acknowledged through its own last entry.
+      const half = entries.length >> 1;
+      this.#sendBatch(link, socket, entries.slice(0, half), (entries[half - 1] as LogEntry).seq);
+      this.#sendBatch(link, socket, entries.slice(half), lastSeq);
+      return;
+    }
+    const origins = new Map<string, number>();
+    for (const e of entries) origins.set(e.origin, e.originSeq);
+    const frame = encodeBatchFrame(lastSeq, batch);
+    link.inflight.push({ lastSeq, bytes: frame.length, origins });
+    link.inflightBytes += frame.length;
+    link.counters.inFlightBytes = link.inflightBytes;
+    if (link.inflightBytes > link.counters.inFlightBytesPeak) link.counters.inFlightBytesPeak = link.inflightBytes;
+    link.counters.entriesSent += entries.length;
+    this.#send(link, socket, frame);
+  }
+
+  /** The peer needs entries this log no longer holds: send it a snapshot to merge. */
+  async #resync(link: Link, socket: TLSSocket, node: LocalNode, start: Extract<LogStart, { kind: 'resync' }>): Promise<void> {
+    link.counters.resyncsSent++;
+    link.sub = undefined; // the peer subscribes again once it merged
+    this.log.warn(
+      { peer: link.name, origin: start.origin, needed: start.needed, oldestRetained: start.oldest },
+      'plexus: MERGE RESYNC of peer: it needs entries this node pruned; sending a snapshot',
+    );
+    const snap = node.snapshot(this.#cfg.snapshotBatch);
+    this.#send(link, socket, encodeControl(Frame.resyncBegin, { cursors: snap.cursors }));
+    let records = 0;
+    for (const batch of snap.batches) {
+      if (link.socket !== socket || this.#state !== 'started') return;
+      records += batch.length;
+      if (!this.#send(link, socket, encodeSnapshotFrame(batch))) {
+        await new Promise<void>((resolve) => {
+          const done = () => {
+            socket.off('drain', done);
+            socket.off('close', done);
+            resolve();
+          };
+          socket.once('drain', done);
+          socket.once('close', done);
+        });
+      }
+    }
+    if (link.socket !== socket) return;
+    this.#send(link, socket, encodeControl(Frame.resyncEnd, { cursors: snap.cursors }));
+    this.log.warn({ peer: link.name, records }, 'plexus: merge resync snapshot sent');
+  }
+}
