@@ -380,6 +380,8 @@ export class Store implements LocalNode {
         if (seq > (this.#cursors.get(origin) ?? 0)) {
           this.#cursors.set(origin, seq);
           this.#put(this.#meta, ['cursor', origin], seq);
+          // Remembered so verify() can tell a resync's legitimate gap in the log from a bug.
+          this.#put(this.#meta, ['adopted', origin], seq);
         }
       }
       return this.#seq;
@@ -478,6 +480,10 @@ export class Store implements LocalNode {
     for (const table of Object.keys(stored)) if (!stats.has(table)) problems.push(`table ${table}: stats without records`);
 
     const maxOrigin = new Map<string, number>();
+    const adopted = new Map<string, number>();
+    for (const { key, value } of this.#meta.getRange({ start: ['adopted'], end: ['adopted', '\uffff'] })) {
+      adopted.set((key as [string, string])[1], value as number);
+    }
     let expectSeq: number | undefined;
     let lastKey = 0;
     for (const { key, value } of this.#log.getRange({})) {
@@ -486,7 +492,10 @@ export class Store implements LocalNode {
       lastKey = key;
       const [origin, originSeq, table, id, version] = value;
       const prevMax = maxOrigin.get(origin);
-      if (prevMax !== undefined && originSeq !== prevMax + 1) problems.push(`log: origin ${origin} jumps from ${prevMax} to ${originSeq} at seq ${key}`);
+      const coveredByResync = originSeq - 1 <= (adopted.get(origin) ?? 0);
+      if (prevMax !== undefined && originSeq !== prevMax + 1 && !(originSeq > prevMax && coveredByResync)) {
+        problems.push(`log: origin ${origin} jumps from ${prevMax} to ${originSeq} at seq ${key}`);
+      }
       maxOrigin.set(origin, originSeq);
       if (this.#index.get([origin, originSeq]) !== key) problems.push(`index: ${origin}/${originSeq} does not point at seq ${key}`);
       const rec = this.#records.get(recordKey(table, id));
@@ -496,7 +505,8 @@ export class Store implements LocalNode {
     if (lastKey !== 0 && head?.seq !== lastKey) problems.push(`head: seq ${head?.seq} but the log ends at ${lastKey}`);
     const cursors = this.cursors();
     for (const [origin, max] of maxOrigin) {
-      if (cursors[origin] !== max) problems.push(`cursor: ${origin} is ${cursors[origin]} but the log holds ${max}`);
+      const want = Math.max(max, adopted.get(origin) ?? 0);
+      if (cursors[origin] !== want) problems.push(`cursor: ${origin} is ${cursors[origin]} but the log and resyncs give ${want}`);
     }
     return problems;
   }

@@ -139,6 +139,8 @@ class Link {
   sub: SenderState | undefined;
   restart = false;
   pos = 1;
+  /** Entries to read per batch; shrinks when batches come out larger than batchMaxBytes. */
+  readSize = 1000;
   inflight: InFlight[] = [];
   inflightBytes = 0;
   ackedSeq = 0;
@@ -272,7 +274,10 @@ class Plexus implements PlexusTransport {
         cert: this.init.tls.cert,
         key: this.init.tls.key,
         requestCert: true,
-        rejectUnauthorized: true,
+        // Verified in #accepted before a single byte is read, so that a refusal can be
+        // logged and counted with its reason (Node reports a rejected client
+        // certificate to the server only as a reset connection).
+        rejectUnauthorized: false,
         minVersion: 'TLSv1.3',
       },
       (socket) => this.#accepted(socket),
@@ -389,8 +394,11 @@ class Plexus implements PlexusTransport {
     socket.setNoDelay(true);
     link.handshakeTimer = setTimeout(() => socket.destroy(new Error('handshake timed out')), this.#cfg.deadAfterMs);
     socket.once('secureConnect', () => this.#attach(link, socket, name));
-    socket.on('error', (err) => {
-      if (!link.connected && link.socket !== socket) {
+    socket.on('error', (err: Error & { code?: string }) => {
+      if (link.socket === socket) return; // reported by #attach's handler
+      if (err instanceof PeerRejectedError || /CERT|VERIFY|ISSUER|SIGNATURE|SELF_SIGNED/.test(err.code ?? '')) {
+        this.#reject(name, err instanceof PeerRejectedError ? 'wrongName' : rejectionReason(err), `${host}:${port}`, err);
+      } else {
         this.log.debug({ peer: name, err: err.message }, 'plexus: dial failed');
       }
     });
@@ -417,6 +425,10 @@ class Plexus implements PlexusTransport {
     socket.setNoDelay(true);
     const cert = socket.getPeerCertificate();
     const name = String(cert?.subject?.CN ?? '');
+    if (!socket.authorized) {
+      const reason = name === '' ? 'noCertificate' : rejectionReason({ code: String(socket.authorizationError) });
+      return this.#reject(name || 'unnamed', reason, socket.remoteAddress, socket.authorizationError, socket);
+    }
     const link = this.#links.get(name);
     if (!link) return this.#reject(name || 'unnamed', 'unknownName', socket.remoteAddress, undefined, socket);
     if (link.dialer) return this.#reject(name, 'wrongDirection', socket.remoteAddress, undefined, socket);
@@ -427,7 +439,8 @@ class Plexus implements PlexusTransport {
   #reject(peer: string, reason: string, address: string | undefined, cause?: unknown, socket?: TLSSocket): void {
     this.#rejected[reason] = (this.#rejected[reason] ?? 0) + 1;
     const err = new PeerRejectedError(peer, reason, { cause });
-    this.log.warn({ peer, reason, address, err: (cause as Error | undefined)?.message }, `plexus: refused peer: ${err.message}`);
+    const detail = cause instanceof Error ? cause.message : cause === undefined ? undefined : String(cause);
+    this.log.warn({ peer, reason, address, detail }, `plexus: refused peer: ${err.message}`);
     socket?.destroy();
   }
 
@@ -696,6 +709,7 @@ class Plexus implements PlexusTransport {
       }
       if (link.restart) {
         link.restart = false;
+        link.readSize = this.#cfg.batchMaxEntries;
         link.inflight = [];
         link.inflightBytes = 0;
         const start = node.logStart(this.#startCursors(link.name, sub, node.cursors()));
@@ -709,20 +723,28 @@ class Plexus implements PlexusTransport {
         await link.wait();
         continue;
       }
-      const entries = node.readLog(link.pos, this.#cfg.batchMaxEntries);
+      const entries = node.readLog(link.pos, link.readSize);
       if (entries.length === 0) {
         await link.wait();
         continue;
       }
+      const out = this.#select(link.name, sub, entries);
+      const batch = out.length > 0 ? encodeBatch(out) : undefined;
+      if (batch && batch.length > this.#cfg.batchMaxBytes && entries.length > 1) {
+        // Too big for one frame: read fewer entries (the window check then applies per frame).
+        link.readSize = Math.max(1, entries.length >> 1);
+        continue;
+      }
       const lastSeq = (entries.at(-1) as LogEntry).seq;
       link.pos = lastSeq + 1;
-      const out = this.#filter(link.name, sub, entries);
-      if (out.length === 0) {
+      for (const e of out) sub.sent.set(e.origin, e.originSeq);
+      if (!batch) {
         if (link.inflight.length === 0) this.#onAck(link, lastSeq);
         else link.inflight.push({ lastSeq, bytes: 0, origins: new Map() });
         continue;
       }
-      this.#sendBatch(link, socket, out, lastSeq);
+      if (batch.length < this.#cfg.batchMaxBytes / 4) link.readSize = Math.min(this.#cfg.batchMaxEntries, link.readSize * 2);
+      this.#sendBatch(link, socket, out, lastSeq, batch);
     }
   }
 
@@ -737,27 +759,21 @@ class Plexus implements PlexusTransport {
     return out;
   }
 
-  #filter(peer: string, sub: SenderState, entries: readonly LogEntry[]): LogEntry[] {
+  /** The entries of `entries` this peer's subscription asks for and it was not sent yet. */
+  #select(peer: string, sub: SenderState, entries: readonly LogEntry[]): LogEntry[] {
     const out: LogEntry[] = [];
+    const sent = new Map<string, number>();
     for (const e of entries) {
-      const sent = sub.sent.get(e.origin) ?? 0;
-      if (e.originSeq <= sent) continue;
+      const already = sent.get(e.origin) ?? sub.sent.get(e.origin) ?? 0;
+      if (e.originSeq <= already) continue;
       if (e.origin === peer ? e.originSeq > sub.recoverUntil : sub.exclude.has(e.origin)) continue;
-      sub.sent.set(e.origin, e.originSeq);
+      sent.set(e.origin, e.originSeq);
       out.push(e);
     }
     return out;
   }
 
-  #sendBatch(link: Link, socket: TLSSocket, entries: LogEntry[], lastSeq: number): void {
-    const batch = encodeBatch(entries);
-    if (batch.length > this.#cfg.batchMaxBytes && entries.length > 1) {
-      // Split oversized batches; each half is acknowledged through its own last entry.
-      const half = entries.length >> 1;
-      this.#sendBatch(link, socket, entries.slice(0, half), (entries[half - 1] as LogEntry).seq);
-      this.#sendBatch(link, socket, entries.slice(half), lastSeq);
-      return;
-    }
+  #sendBatch(link: Link, socket: TLSSocket, entries: readonly LogEntry[], lastSeq: number, batch: Uint8Array): void {
     const origins = new Map<string, number>();
     for (const e of entries) origins.set(e.origin, e.originSeq);
     const frame = encodeBatchFrame(lastSeq, batch);
