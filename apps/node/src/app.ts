@@ -1,5 +1,5 @@
 import { createHash, randomUUID, timingSafeEqual } from 'node:crypto';
-import Fastify, { LogController, type FastifyInstance, type FastifyReply, type FastifyRequest, type FastifyServerOptions } from 'fastify';
+import Fastify, { LogController, type FastifyInstance, type FastifyReply, type FastifyRequest, type FastifyBaseLogger } from 'fastify';
 import type { Store } from '@replica/storage';
 import {
   InvalidRecordError,
@@ -26,8 +26,8 @@ import { Metrics } from './metrics.js';
 export interface AppDeps {
   readonly store: Store;
   readonly transport?: ReplicationTransport | undefined;
-  /** fastify logger options; default: a pino logger at config.logLevel. */
-  readonly logger?: FastifyServerOptions['logger'];
+  /** A pino logger to use; default: a new one at config.logLevel. */
+  readonly logger?: FastifyBaseLogger;
 }
 
 /** Paths the node itself uses: not available as table names. */
@@ -49,7 +49,7 @@ const idResponse = {
 export function buildApp(config: Config, deps: AppDeps): FastifyInstance {
   const { store, transport } = deps;
   const app = Fastify({
-    logger: deps.logger ?? { level: config.logLevel },
+    ...(deps.logger ? { loggerInstance: deps.logger } : { logger: { level: config.logLevel } }),
     bodyLimit: config.bodyLimit,
     logController: new LogController({ disableRequestLogging: true }),
     return503OnClosing: true,

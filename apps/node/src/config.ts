@@ -1,8 +1,25 @@
+import { accessSync, constants } from 'node:fs';
 import { ConfigError, isNodeName } from '@replica/transport-api';
 import type { Durability } from '@replica/storage';
 
+export interface PeerAddress {
+  readonly name: string;
+  readonly host: string;
+  readonly port: number;
+}
+
 /** Transport selection; each kind carries only the settings it uses. */
-export type TransportConfig = { readonly kind: 'none' };
+export type TransportConfig =
+  | { readonly kind: 'none' }
+  | {
+      readonly kind: 'plexus';
+      /** Where this node accepts peer connections. */
+      readonly listen: { readonly host: string; readonly port: number };
+      /** Every other node (this node's own entry in PEERS is dropped). */
+      readonly peers: readonly PeerAddress[];
+      /** Paths of the PEM files. */
+      readonly tls: { readonly ca: string; readonly cert: string; readonly key: string };
+    };
 
 export type TransportKind = TransportConfig['kind'];
 
@@ -25,8 +42,8 @@ export interface Config {
 }
 
 /** Kinds this build can run; the others are named so the error can say what is coming. */
-const AVAILABLE = ['none'] as const;
-const PLANNED = ['plexus', 'nats'] as const;
+const AVAILABLE = ['none', 'plexus'] as const;
+const PLANNED = ['nats'] as const;
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 
 type Env = Readonly<Record<string, string | undefined>>;
@@ -86,8 +103,23 @@ export function loadConfig(env: Env): Config {
     problems.push(`REPLICATION_TRANSPORT=${kind} is not available in this build yet; available: ${AVAILABLE.join(', ')}`);
   } else if (!(AVAILABLE as readonly string[]).includes(kind)) {
     problems.push(`REPLICATION_TRANSPORT must be one of ${[...AVAILABLE, ...PLANNED].join(', ')}, got ${JSON.stringify(kind)}`);
-  } else {
-    transport = { kind: 'none' };
+  } else if (kind === 'plexus') {
+    const listen = { host: str('REPLICATION_HOST', '127.0.0.1'), port: int('REPLICATION_PORT', 9800, 0, 65535) };
+    const peers = parsePeers(env['PEERS'], nodeName, problems);
+    const file = (name: string): string => {
+      const path = env[name];
+      if (path === undefined || path === '') {
+        problems.push(`${name} is required for REPLICATION_TRANSPORT=plexus (a PEM file path)`);
+        return '';
+      }
+      try {
+        accessSync(path, constants.R_OK);
+      } catch {
+        problems.push(`${name}: cannot read ${path}`);
+      }
+      return path;
+    };
+    transport = { kind: 'plexus', listen, peers, tls: { ca: file('TLS_CA'), cert: file('TLS_CERT'), key: file('TLS_KEY') } };
   }
 
   if (problems.length > 0) throw new ConfigError(problems);
@@ -104,6 +136,29 @@ export function loadConfig(env: Env): Config {
     logLevel,
     transport,
   });
+}
+
+/** PEERS: `name@host:port`, comma-separated; this node's own entry may be listed and is dropped. */
+function parsePeers(raw: string | undefined, self: string, problems: string[]): PeerAddress[] {
+  if (raw === undefined || raw.trim() === '') {
+    problems.push('PEERS is required for REPLICATION_TRANSPORT=plexus: name@host:port, comma-separated');
+    return [];
+  }
+  const peers: PeerAddress[] = [];
+  const seen = new Set<string>();
+  for (const item of raw.split(',').map((p) => p.trim()).filter(Boolean)) {
+    const m = /^([^@]+)@(.+):(\d{1,5})$/.exec(item);
+    if (!m || !isNodeName(m[1]) || Number(m[3]) > 65535 || Number(m[3]) === 0) {
+      problems.push(`PEERS: ${JSON.stringify(item)} is not name@host:port`);
+      continue;
+    }
+    const [, name, host, port] = m as unknown as [string, string, string, string];
+    if (seen.has(name)) problems.push(`PEERS: ${name} is listed twice`);
+    seen.add(name);
+    if (name !== self) peers.push({ name, host: host.replace(/^\[(.*)\]$/, '$1'), port: Number(port) });
+  }
+  if (peers.length === 0 && problems.length === 0) problems.push('PEERS lists no node other than this one');
+  return peers;
 }
 
 function deepFreeze<T>(o: T): T {

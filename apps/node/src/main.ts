@@ -1,4 +1,5 @@
 import { mkdirSync } from 'node:fs';
+import { pino } from 'pino';
 import { Store } from '@replica/storage';
 import { ConfigError } from '@replica/transport-api';
 import { buildApp } from './app.js';
@@ -25,8 +26,9 @@ async function main(): Promise<void> {
     durability: config.durability,
     retention: config.retention,
   });
-  const transport = transportFromConfig(config.transport);
-  const app = buildApp(config, { store, transport });
+  const logger = pino({ level: config.logLevel });
+  const transport = transportFromConfig(config.transport, { logger: logger.child({ component: 'replication' }) });
+  const app = buildApp(config, { store, transport, logger });
 
   let stopping: Promise<void> | undefined;
   const shutdown = (signal: string) => {
@@ -37,14 +39,20 @@ async function main(): Promise<void> {
         process.exit(1);
       }, 10_000);
       force.unref();
+      // Keep-alive connections go idle as their last request finishes; close them then,
+      // or server.close() would wait for clients to hang up.
+      const idle = setInterval(() => app.server.closeIdleConnections(), 50);
       try {
         await app.close();
+        clearInterval(idle);
         await transport?.stop();
         await store.close();
         app.log.info('stopped');
       } catch (err) {
         app.log.error({ err }, 'error during shutdown');
         process.exitCode = 1;
+      } finally {
+        clearInterval(idle);
       }
     })();
   };

@@ -78,10 +78,23 @@ export class Metrics {
       for (const p of status.peers) out.push(`replica_peer_lag_entries{peer="${esc(p.name)}"} ${p.lagEntries}`);
       family('replica_peer_lag_seconds', 'gauge', 'Age of the oldest entry the peer has not confirmed.');
       for (const p of status.peers) out.push(`replica_peer_lag_seconds{peer="${esc(p.name)}"} ${p.lagMs / 1000}`);
+      family('replica_peer_applied_through', 'gauge', 'Highest origin sequence the peer confirmed as applied, per origin.');
+      for (const p of status.peers) {
+        for (const [origin, seq] of Object.entries(p.appliedThrough ?? {})) {
+          out.push(`replica_peer_applied_through{peer="${esc(p.name)}",origin="${esc(origin)}"} ${seq}`);
+        }
+      }
+      family('replica_transport_rejected_total', 'counter', 'Refused peer connections, by reason.');
+      for (const [k, n] of Object.entries(status.counters ?? {})) {
+        if (k.startsWith('rejected_')) out.push(`replica_transport_rejected_total{reason="${esc(k.slice(9))}"} ${n}`);
+      }
       const counters = new Set(status.peers.flatMap((p) => Object.keys(p.counters)));
       for (const c of counters) {
-        const name = `replica_peer_${c.replace(/[A-Z]/g, (m) => `_${m.toLowerCase()}`)}_total`;
-        family(name, 'counter', `Transport counter ${c} per peer.`);
+        // Gauges among the transport's per-peer figures are named as such, not as totals.
+        const snake = c.replace(/[A-Z]/g, (m) => `_${m.toLowerCase()}`);
+        const gauge = /^(inFlight|queued)/.test(c);
+        const name = gauge ? `replica_peer_${snake}` : `replica_peer_${snake}_total`;
+        family(name, gauge ? 'gauge' : 'counter', `Transport figure ${c} per peer.`);
         for (const p of status.peers) out.push(`${name}{peer="${esc(p.name)}"} ${p.counters[c] ?? 0}`);
       }
     }

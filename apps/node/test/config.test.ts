@@ -1,4 +1,7 @@
-import { describe, expect, it } from 'vitest';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
 import { ConfigError } from '@replica/transport-api';
 import { loadConfig } from '../src/index.js';
 
@@ -75,5 +78,52 @@ describe('loadConfig', () => {
   it('requires NODE_NAME for a replicated node, and says which transports are not built yet', () => {
     expect(() => loadConfig({ REPLICATION_TRANSPORT: 'plexus' })).toThrow(/NODE_NAME is required/);
     expect(() => loadConfig({ REPLICATION_TRANSPORT: 'nats', NODE_NAME: 'n1' })).toThrow(/nats is not available in this build yet/);
+  });
+
+  describe('plexus', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'replica-config-'));
+    const pem = (n: string) => {
+      const p = join(dir, n);
+      writeFileSync(p, 'pem');
+      return p;
+    };
+    const files = { TLS_CA: pem('ca.crt'), TLS_CERT: pem('n1.crt'), TLS_KEY: pem('n1.key') };
+    afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+    it('reads the listen address, peers (dropping its own entry) and TLS files', () => {
+      const c = loadConfig({
+        REPLICATION_TRANSPORT: 'plexus',
+        NODE_NAME: 'n1',
+        REPLICATION_HOST: '127.0.0.2',
+        REPLICATION_PORT: '9901',
+        PEERS: 'n1@127.0.0.2:9901, n2@127.0.0.3:9902,n3@[::1]:9903',
+        ...files,
+      });
+      expect(c.transport).toEqual({
+        kind: 'plexus',
+        listen: { host: '127.0.0.2', port: 9901 },
+        peers: [
+          { name: 'n2', host: '127.0.0.3', port: 9902 },
+          { name: 'n3', host: '::1', port: 9903 },
+        ],
+        tls: { ca: files.TLS_CA, cert: files.TLS_CERT, key: files.TLS_KEY },
+      });
+    });
+
+    it('reports missing peers and unreadable or missing TLS files together', () => {
+      let problems: readonly string[] = [];
+      try {
+        loadConfig({ REPLICATION_TRANSPORT: 'plexus', NODE_NAME: 'n1', PEERS: 'n2@host, n2@h:1, n2@h:2', TLS_CA: '/nonexistent/ca.crt' });
+      } catch (e) {
+        problems = (e as ConfigError).problems;
+      }
+      expect(problems).toEqual([
+        'PEERS: "n2@host" is not name@host:port',
+        'PEERS: n2 is listed twice',
+        'TLS_CA: cannot read /nonexistent/ca.crt',
+        'TLS_CERT is required for REPLICATION_TRANSPORT=plexus (a PEM file path)',
+        'TLS_KEY is required for REPLICATION_TRANSPORT=plexus (a PEM file path)',
+      ]);
+    });
   });
 });
