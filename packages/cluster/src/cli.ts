@@ -1,0 +1,31 @@
+#!/usr/bin/env node
+// pnpm cluster --nodes 3 --transport plexus [--dir d] [--host 127.0.0.1]
+// Starts the nodes, waits until every peer link is up, prints each node's URL and then
+// one JSON line {"nodes":[{"name","url","pid"}, …]}; stops them all on Ctrl-C or SIGTERM.
+import { parseArgs } from 'node:util';
+import { startCluster, type ClusterTransport } from './cluster.js';
+
+const { values } = parseArgs({
+  options: {
+    nodes: { type: 'string', default: '3' },
+    transport: { type: 'string', default: 'plexus' },
+    dir: { type: 'string' },
+    host: { type: 'string', default: '127.0.0.1' },
+  },
+});
+const transports: ClusterTransport[] = ['plexus', 'none'];
+if (!transports.includes(values.transport as ClusterTransport)) {
+  console.error(`cluster: --transport must be one of ${transports.join(', ')}`);
+  process.exit(2);
+}
+const cluster = await startCluster({
+  nodes: Number(values.nodes),
+  transport: values.transport as ClusterTransport,
+  host: values.host as string,
+  ...(values.dir ? { dir: values.dir } : {}),
+});
+for (const n of cluster.nodes) console.log(`${n.name}  ${n.url}  pid ${n.pid}  log ${n.logFile}`);
+console.log(JSON.stringify({ nodes: cluster.nodes.map(({ name, url, pid }) => ({ name, url, pid })) }));
+const shutdown = () => void cluster.stop().then(() => process.exit(0));
+process.once('SIGINT', shutdown);
+process.once('SIGTERM', shutdown);

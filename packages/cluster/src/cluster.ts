@@ -1,0 +1,225 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createWriteStream, mkdirSync, mkdtempSync, rmSync, writeFileSync, type WriteStream } from 'node:fs';
+import { createRequire } from 'node:module';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { createCertificateAuthority, createNodeCertificate } from '@replica/transport-plexus/certs';
+
+/** `node apps/node/dist/main.js`, found through the workspace dependency. */
+export const NODE_MAIN = join(dirname(createRequire(import.meta.url).resolve('@replica/node/package.json')), 'dist', 'main.js');
+
+export type ClusterTransport = 'plexus' | 'none';
+
+export interface ClusterOptions {
+  readonly nodes: number;
+  readonly transport: ClusterTransport;
+  /** Working directory (data, certificates, logs). Default: a new temp dir, removed on stop. */
+  readonly dir?: string;
+  /** Loopback address every node listens on. Default 127.0.0.1. */
+  readonly host?: string;
+  /** Extra environment for every node (LOG_LEVEL, WRITE_DURABILITY, …). */
+  readonly env?: Readonly<Record<string, string>>;
+  /** How long start-up and peer links may take. Default 30 s. */
+  readonly readyTimeoutMs?: number;
+}
+
+export interface ClusterNode {
+  readonly name: string;
+  readonly url: string;
+  readonly pid: number;
+  readonly dataDir: string;
+  readonly logFile: string;
+}
+
+export interface Cluster {
+  readonly dir: string;
+  readonly nodes: readonly ClusterNode[];
+  /** Sends `signal` to node i and waits until it exited. */
+  kill(i: number, signal?: NodeJS.Signals): Promise<void>;
+  /** Starts node i again with its data and ports. */
+  restart(i: number): Promise<void>;
+  /** Waits until every running node reports every peer link up. */
+  waitConnected(timeoutMs?: number): Promise<void>;
+  /** Stops every process (SIGTERM, then SIGKILL after 10 s); removes a temp dir. Idempotent. */
+  stop(): Promise<void>;
+}
+
+/** A TCP port that was free a moment ago on `host`. */
+export function freePort(host = '127.0.0.1'): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once('error', reject);
+    s.listen(0, host, () => {
+      const port = (s.address() as { port: number }).port;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+interface Running {
+  child: ChildProcess;
+  exited: Promise<void>;
+  log: WriteStream;
+}
+
+/** Every cluster started by this process, stopped if the process exits without stop(). */
+const live = new Set<Map<number, Running>>();
+process.once('exit', () => {
+  for (const procs of live) for (const p of procs.values()) p.child.kill('SIGKILL');
+});
+
+/**
+ * Starts `opts.nodes` Replica nodes (n1…nN) as processes, each with its own data
+ * directory and ports; for plexus it also creates the cluster CA and node
+ * certificates. Resolves once every node listens and, for a replicated cluster, every
+ * peer link is up.
+ */
+export async function startCluster(opts: ClusterOptions): Promise<Cluster> {
+  if (!Number.isInteger(opts.nodes) || opts.nodes < 1 || opts.nodes > 32) throw new Error('nodes must be 1 to 32');
+  const ownDir = opts.dir === undefined;
+  const dir = opts.dir ?? mkdtempSync(join(tmpdir(), 'replica-cluster-'));
+  mkdirSync(dir, { recursive: true });
+  const host = opts.host ?? '127.0.0.1';
+  const readyTimeoutMs = opts.readyTimeoutMs ?? 30_000;
+  const names = Array.from({ length: opts.nodes }, (_, i) => `n${i + 1}`);
+  const httpPorts: number[] = [];
+  const replPorts: number[] = [];
+  for (let i = 0; i < names.length; i++) {
+    httpPorts.push(await freePort(host));
+    replPorts.push(await freePort(host));
+  }
+
+  const envs: Record<string, string>[] = names.map((name, i) => ({
+    PATH: process.env['PATH'] ?? '',
+    NODE_NAME: name,
+    HOST: host,
+    PORT: String(httpPorts[i]),
+    DATA_DIR: join(dir, 'data', name),
+    REPLICATION_TRANSPORT: opts.transport,
+    LOG_LEVEL: 'info',
+    ...opts.env,
+  }));
+  if (opts.transport === 'plexus') {
+    const certDir = join(dir, 'certs');
+    mkdirSync(certDir, { recursive: true });
+    const ca = await createCertificateAuthority();
+    writeFileSync(join(certDir, 'ca.crt'), ca.cert);
+    const peers = names.map((n, i) => `${n}@${host}:${replPorts[i]}`).join(',');
+    for (const [i, name] of names.entries()) {
+      const c = await createNodeCertificate(ca, { name, hosts: ['localhost', host] });
+      writeFileSync(join(certDir, `${name}.crt`), c.cert);
+      writeFileSync(join(certDir, `${name}.key`), c.key, { mode: 0o600 });
+      Object.assign(envs[i] as Record<string, string>, {
+        PEERS: peers,
+        REPLICATION_HOST: host,
+        REPLICATION_PORT: String(replPorts[i]),
+        TLS_CA: join(certDir, 'ca.crt'),
+        TLS_CERT: join(certDir, `${name}.crt`),
+        TLS_KEY: join(certDir, `${name}.key`),
+      });
+    }
+  }
+
+  const procs = new Map<number, Running>();
+  live.add(procs);
+  const nodes: ClusterNode[] = names.map((name, i) => ({
+    name,
+    url: `http://${host}:${httpPorts[i]}`,
+    pid: 0,
+    dataDir: join(dir, 'data', name),
+    logFile: join(dir, `${name}.log`),
+  }));
+
+  const launch = (i: number): Promise<void> => {
+    const node = nodes[i] as ClusterNode;
+    const log = createWriteStream(node.logFile, { flags: 'a' });
+    const child = spawn(process.execPath, [NODE_MAIN], { env: envs[i], stdio: ['ignore', 'pipe', 'pipe'] });
+    const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+    procs.set(i, { child, exited, log });
+    nodes[i] = { ...node, pid: child.pid ?? 0 };
+    child.stdout.pipe(log, { end: false });
+    child.stderr.pipe(log, { end: false });
+    void exited.then(() => log.end());
+    return new Promise((resolve, reject) => {
+      let seen = '';
+      const timer = setTimeout(() => {
+        child.kill('SIGKILL');
+        reject(new Error(`${node.name} did not start within ${readyTimeoutMs} ms; see ${node.logFile}`));
+      }, readyTimeoutMs);
+      const onData = (chunk: Buffer) => {
+        seen = (seen + chunk.toString()).slice(-4096);
+        if (seen.includes('"msg":"replica node listening"')) {
+          clearTimeout(timer);
+          child.stdout.off('data', onData);
+          resolve();
+        }
+      };
+      child.stdout.on('data', onData);
+      void exited.then(() => {
+        clearTimeout(timer);
+        reject(new Error(`${node.name} exited during start-up; see ${node.logFile}:\n${seen}`));
+      });
+    });
+  };
+
+  const kill = async (i: number, signal: NodeJS.Signals = 'SIGKILL') => {
+    const p = procs.get(i);
+    if (!p || p.child.exitCode !== null || p.child.signalCode !== null) return;
+    p.child.kill(signal);
+    await p.exited;
+  };
+
+  const waitConnected = async (timeoutMs = readyTimeoutMs) => {
+    if (opts.transport === 'none' || names.length < 2) return;
+    const deadline = Date.now() + timeoutMs;
+    for (const [i, node] of nodes.entries()) {
+      const p = procs.get(i);
+      if (!p || p.child.exitCode !== null || p.child.signalCode !== null) continue;
+      for (;;) {
+        try {
+          const s = (await (await fetch(`${node.url}/status`)).json()) as { replication: { peers: { connected: boolean }[] } };
+          if (s.replication.peers.length === names.length - 1 && s.replication.peers.every((x) => x.connected)) break;
+        } catch {
+          // not answering yet
+        }
+        if (Date.now() > deadline) throw new Error(`peer links of ${node.name} not all up within ${timeoutMs} ms`);
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    }
+  };
+
+  let stopped = false;
+  const stop = async () => {
+    if (stopped) return;
+    stopped = true;
+    await Promise.all(
+      [...procs.keys()].map(async (i) => {
+        const p = procs.get(i) as Running;
+        const force = setTimeout(() => p.child.kill('SIGKILL'), 10_000);
+        await kill(i, 'SIGTERM');
+        clearTimeout(force);
+      }),
+    );
+    live.delete(procs);
+    if (ownDir) rmSync(dir, { recursive: true, force: true });
+  };
+
+  try {
+    await Promise.all(names.map((_, i) => launch(i)));
+    await waitConnected();
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+  return {
+    dir,
+    get nodes() {
+      return nodes;
+    },
+    kill,
+    restart: (i) => launch(i),
+    waitConnected,
+    stop,
+  };
+}

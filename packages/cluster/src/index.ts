@@ -1,0 +1,1 @@
+export { NODE_MAIN, freePort, startCluster, type Cluster, type ClusterNode, type ClusterOptions, type ClusterTransport } from './cluster.js';
