@@ -70,6 +70,17 @@ export class Metrics {
     family('replica_origin_cursor', 'gauge', 'Highest origin sequence applied here, per origin node.');
     for (const [origin, seq] of Object.entries(store.cursors())) out.push(`replica_origin_cursor{origin="${esc(origin)}"} ${seq}`);
 
+    const lag = store.lagHistogram();
+    family('replica_replication_lag_seconds', 'histogram', 'From the origin writing an entry to its commit here (includes clock offset between hosts).');
+    let cum = 0;
+    for (const [i, b] of lag.bucketsMs.entries()) {
+      cum += lag.counts[i] as number;
+      out.push(`replica_replication_lag_seconds_bucket{le="${b / 1000}"} ${cum}`);
+    }
+    out.push(`replica_replication_lag_seconds_bucket{le="+Inf"} ${lag.count}`);
+    out.push(`replica_replication_lag_seconds_sum ${lag.sumMs / 1000}`);
+    out.push(`replica_replication_lag_seconds_count ${lag.count}`);
+
     if (transport) {
       const status = transport.status();
       family('replica_peer_connected', 'gauge', '1 when the peer link is up.');

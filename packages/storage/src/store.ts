@@ -91,6 +91,18 @@ interface MutableTableStats {
 
 type MetaKey = string | [string, string];
 
+/** Upper bounds (ms) of the replication-lag histogram buckets; the last bucket is open. */
+export const LAG_BUCKETS_MS = [1, 2, 3, 5, 7, 10, 15, 20, 30, 50, 70, 100, 150, 200, 300, 500, 700, 1000, 1500, 2000, 3000, 5000, 10_000, 30_000] as const;
+
+/** Replication lag of applied remote entries: commit time here minus the origin's write time. */
+export interface LagHistogram {
+  readonly bucketsMs: readonly number[];
+  /** counts[i] entries had lag <= bucketsMs[i] (and more than the bucket before); the last is above all. */
+  readonly counts: readonly number[];
+  readonly count: number;
+  readonly sumMs: number;
+}
+
 const DEFAULT_RETENTION = { maxEntries: 1_000_000, maxAgeMs: 7 * 24 * 3600_000 } as const;
 const PRUNE_CHUNK = 10_000;
 
@@ -125,6 +137,7 @@ export class Store implements LocalNode {
   #pruning: Promise<number> | undefined;
   #closed = false;
   #failure: unknown;
+  readonly #lag = { counts: new Array<number>(LAG_BUCKETS_MS.length + 1).fill(0), count: 0, sumMs: 0 };
   /** Records written by commits still in flight, by `table\0id`, with how many writes hold them. */
   readonly #pending = new Map<string, { record: StoredRecord; writers: number }>();
   #staged: string[] = [];
@@ -294,6 +307,7 @@ export class Store implements LocalNode {
     let applied = 0;
     let skipped = 0;
     let deferred = 0;
+    const appliedVersions: number[] = [];
     await this.#commit(() => {
       const gapped = new Set<string>();
       const now = this.#wallClock();
@@ -319,13 +333,33 @@ export class Store implements LocalNode {
         this.#put(this.#index, [e.origin, e.originSeq], seq);
         this.#cursors.set(e.origin, e.originSeq);
         touched.add(e.origin);
+        appliedVersions.push(e.version[0]);
         applied++;
       }
       for (const origin of touched) this.#dirtyCursors.add(origin);
       if (applied > 0) this.#dirtyHead = true;
       return this.#seq;
     });
+    const now = this.#wallClock();
+    for (const wall of appliedVersions) this.#recordLag(now - wall);
     return { applied, skipped, deferred, cursors: this.cursors() };
+  }
+
+  /**
+   * Lag of the remote entries applied here since the store opened: from the origin's
+   * write (its HLC wall time) to the commit here. Across hosts it includes clock offset.
+   */
+  lagHistogram(): LagHistogram {
+    return { bucketsMs: LAG_BUCKETS_MS, counts: [...this.#lag.counts], count: this.#lag.count, sumMs: this.#lag.sumMs };
+  }
+
+  #recordLag(ms: number): void {
+    const v = Math.max(0, ms);
+    let i = 0;
+    while (i < LAG_BUCKETS_MS.length && v > (LAG_BUCKETS_MS[i] as number)) i++;
+    this.#lag.counts[i] = (this.#lag.counts[i] as number) + 1;
+    this.#lag.count++;
+    this.#lag.sumMs += v;
   }
 
   onCommit(listener: (lastSeq: number) => void): () => void {

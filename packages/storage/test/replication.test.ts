@@ -42,6 +42,21 @@ describe('applyRemote', () => {
     expect(b.verify()).toEqual([]);
   });
 
+  it('records the replication lag of applied entries (origin write to commit here)', async () => {
+    let now = 10_000;
+    const a = t.open('a', { wallClock: () => now });
+    const b = t.open('b', { wallClock: () => now });
+    await a.put('t', { id: 'x' });
+    await a.put('t', { id: 'y' });
+    now += 40; // the entries reach b 40 ms after they were written
+    await b.applyRemote(a.readLog(1, 10));
+    await b.applyRemote(a.readLog(1, 10)); // redelivery: skipped, not counted again
+    const h = b.lagHistogram();
+    expect(h.count).toBe(2);
+    expect(h.sumMs).toBe(80);
+    expect(h.counts[h.bucketsMs.indexOf(50)]).toBe(2); // 30 < 40 <= 50
+  });
+
   it('is idempotent under redelivery: a batch applied twice changes nothing the second time', async () => {
     const a = t.open('a');
     const b = t.open('b');

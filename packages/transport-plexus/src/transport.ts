@@ -99,6 +99,8 @@ type Counters = Record<
   | 'framesSent'
   | 'framesReceived'
   | 'entriesSent'
+  | 'batchesSent'
+  | 'batchesReceived'
   | 'entriesApplied'
   | 'entriesSkipped'
   | 'entriesDeferred'
@@ -160,6 +162,8 @@ class Link {
     framesSent: 0,
     framesReceived: 0,
     entriesSent: 0,
+    batchesSent: 0,
+    batchesReceived: 0,
     entriesApplied: 0,
     entriesSkipped: 0,
     entriesDeferred: 0,
@@ -660,6 +664,7 @@ class Plexus implements PlexusTransport {
       case Frame.batch: {
         const { lastSeq, batch } = splitBatchFrame(f.payload);
         const entries = decodeBatch(batch);
+        link.counters.batchesReceived++;
         const r = await node.applyRemote(entries);
         link.counters.entriesApplied += r.applied;
         link.counters.entriesSkipped += r.skipped;
@@ -782,6 +787,7 @@ class Plexus implements PlexusTransport {
     link.counters.inFlightBytes = link.inflightBytes;
     if (link.inflightBytes > link.counters.inFlightBytesPeak) link.counters.inFlightBytesPeak = link.inflightBytes;
     link.counters.entriesSent += entries.length;
+    link.counters.batchesSent++;
     this.#send(link, socket, frame);
   }
 
