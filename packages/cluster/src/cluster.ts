@@ -20,6 +20,8 @@ export interface ClusterOptions {
   readonly host?: string;
   /** Extra environment for every node (LOG_LEVEL, WRITE_DURABILITY, …). */
   readonly env?: Readonly<Record<string, string>>;
+  /** Extra Node.js options for every node process (e.g. `--cpu-prof`). */
+  readonly execArgv?: readonly string[];
   /** How long start-up and peer links may take. Default 30 s. */
   readonly readyTimeoutMs?: number;
 }
@@ -134,7 +136,7 @@ export async function startCluster(opts: ClusterOptions): Promise<Cluster> {
   const launch = (i: number): Promise<void> => {
     const node = nodes[i] as ClusterNode;
     const log = createWriteStream(node.logFile, { flags: 'a' });
-    const child = spawn(process.execPath, [NODE_MAIN], { env: envs[i], stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [...(opts.execArgv ?? []), NODE_MAIN], { env: envs[i], stdio: ['ignore', 'pipe', 'pipe'] });
     const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
     procs.set(i, { child, exited, log });
     nodes[i] = { ...node, pid: child.pid ?? 0 };

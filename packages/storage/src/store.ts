@@ -39,6 +39,8 @@ export interface StoreOptions {
   readonly retention?: { readonly maxEntries?: number; readonly maxAgeMs?: number };
   /** How often retention runs; 0 disables the timer (call prune() yourself). Default 10 s. */
   readonly pruneIntervalMs?: number;
+  /** Newest log entries kept in memory for readLog (the replication hot path). Default 16384. */
+  readonly logCacheEntries?: number;
   /** Deepest nesting a record may have. Default 32. */
   readonly maxDepth?: number;
   /** Wall clock in ms, for tests of clock skew. Default Date.now. */
@@ -137,6 +139,8 @@ export class Store implements LocalNode {
   #pruning: Promise<number> | undefined;
   #closed = false;
   #failure: unknown;
+  /** Ring of recent log entries by seq: senders read the log tail without LMDB decoding. */
+  readonly #tail: (LogEntry | undefined)[];
   readonly #lag = { counts: new Array<number>(LAG_BUCKETS_MS.length + 1).fill(0), count: 0, sumMs: 0 };
   /** Records written by commits still in flight, by `table\0id`, with how many writes hold them. */
   readonly #pending = new Map<string, { record: StoredRecord; writers: number }>();
@@ -157,6 +161,7 @@ export class Store implements LocalNode {
     this.#index = env.openDB({ name: 'origin-index' });
     this.#meta = env.openDB({ name: 'meta' });
     this.#maxDepth = options.maxDepth ?? 32;
+    this.#tail = new Array<LogEntry | undefined>(Math.max(1, options.logCacheEntries ?? 16_384));
     this.#retention = { ...DEFAULT_RETENTION, ...options.retention };
     this.#wallClock = options.wallClock ?? Date.now;
 
@@ -271,8 +276,18 @@ export class Store implements LocalNode {
     const out: LogEntry[] = [];
     const end = this.#committedSeq + 1;
     if (fromSeq >= end || limit <= 0) return out;
-    for (const { key, value } of this.#log.getRange({ start: Math.max(fromSeq, 1), end, limit })) {
-      out.push(toEntry(key, value));
+    // The recent tail comes from memory (the same objects for every reader); older
+    // entries, or ones the ring lost, from LMDB.
+    let seq = Math.max(fromSeq, 1);
+    for (; seq < end && out.length < limit; seq++) {
+      const e = this.#tail[seq % this.#tail.length];
+      if (e?.seq !== seq) break;
+      out.push(e);
+    }
+    if (seq < end && out.length < limit) {
+      for (const { key, value } of this.#log.getRange({ start: seq, end, limit: limit - out.length })) {
+        out.push(toEntry(key, value));
+      }
     }
     return out;
   }
@@ -330,6 +345,7 @@ export class Store implements LocalNode {
         }
         const seq = ++this.#seq;
         this.#put(this.#log, seq, [e.origin, e.originSeq, e.table, e.id, e.version, e.op === 'put' ? 0 : 1, e.value ?? null, now]);
+        this.#tail[seq % this.#tail.length] = e.seq === seq ? e : { ...e, seq };
         this.#put(this.#index, [e.origin, e.originSeq], seq);
         this.#cursors.set(e.origin, e.originSeq);
         touched.add(e.origin);
@@ -451,6 +467,8 @@ export class Store implements LocalNode {
         for (const [seq, e] of victims) {
           this.#remove(this.#log, seq);
           this.#remove(this.#index, [e[0], e[1]]);
+          const slot = seq % this.#tail.length;
+          if (this.#tail[slot]?.seq === seq) this.#tail[slot] = undefined;
         }
         return 0;
       });
@@ -614,6 +632,8 @@ export class Store implements LocalNode {
     const originSeq = (this.#cursors.get(this.name) ?? 0) + 1;
     this.#cursors.set(this.name, originSeq);
     this.#put(this.#log, seq, [this.name, originSeq, table, id, version, op === 'put' ? 0 : 1, value ?? null, this.#wallClock()]);
+    const base = { seq, origin: this.name, originSeq, table, id, version };
+    this.#tail[seq % this.#tail.length] = value === undefined ? { ...base, op: 'delete' } : { ...base, op: 'put', value };
     this.#put(this.#index, [this.name, originSeq], seq);
     this.#dirtyCursors.add(this.name);
     this.#dirtyHead = true;

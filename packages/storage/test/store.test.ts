@@ -101,6 +101,20 @@ describe('the log', () => {
     expect(e).toMatchObject({ seq: 3, origin: 'n1', originSeq: 3, table: 't', id: 'k2', op: 'put', value: { id: 'k2' } });
   });
 
+  it('reads the same log through a tiny in-memory tail as through LMDB', async () => {
+    const small = t.open('n1', { logCacheEntries: 3 });
+    const big = t.open('n2');
+    for (let i = 0; i < 25; i++) {
+      await small.put('t', { id: `k${i}` });
+      await big.put('t', { id: `k${i}` });
+    }
+    const strip = (es: LogEntry[]) => es.map(({ origin: _o, version: _v, ...rest }) => rest);
+    for (const [from, limit] of [[1, 100], [20, 3], [23, 10], [22, 1], [26, 5]] as const) {
+      expect(strip(small.readLog(from, limit)), `${from}+${limit}`).toEqual(strip(big.readLog(from, limit)));
+    }
+    expect(small.readLog(23, 10).map((e) => e.seq)).toEqual([23, 24, 25]);
+  });
+
   it('notifies commit listeners with the newest seq, once per commit', async () => {
     const s = t.open('n1');
     const seen: number[] = [];

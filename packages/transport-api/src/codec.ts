@@ -25,25 +25,40 @@ type EntryTuple = [
   value: RecordValue | null,
 ];
 
-export function encodeBatch(entries: readonly LogEntry[]): Buffer {
-  const out: unknown[] = [CODEC_VERSION];
-  for (const e of entries) {
-    const t: EntryTuple = [
-      e.seq,
-      e.origin,
-      e.originSeq,
-      e.table,
-      e.id,
-      e.version[0],
-      e.version[1],
-      e.version[2],
-      e.op === 'put' ? 0 : 1,
-      e.value ?? null,
-    ];
-    out.push(t);
+/**
+ * Each entry's encoding, kept as long as the entry object lives. A store hands every
+ * sender the same objects for its recent log, so an entry sent to n peers is encoded once.
+ */
+const encoded = new WeakMap<LogEntry, Buffer>();
+
+function encodeEntry(e: LogEntry): Buffer {
+  let b = encoded.get(e);
+  if (b === undefined) {
+    const t: EntryTuple = [e.seq, e.origin, e.originSeq, e.table, e.id, e.version[0], e.version[1], e.version[2], e.op === 'put' ? 0 : 1, e.value ?? null];
+    b = packr.pack(t);
+    encoded.set(e, b);
   }
-  return packr.pack(out);
+  return b;
 }
+
+/** msgpack array header for `n` elements. */
+function arrayHeader(n: number): Buffer {
+  if (n < 16) return Buffer.from([0x90 | n]);
+  if (n < 0x10000) return Buffer.from([0xdc, n >> 8, n & 0xff]);
+  const b = Buffer.allocUnsafe(5);
+  b[0] = 0xdd;
+  b.writeUInt32BE(n, 1);
+  return b;
+}
+
+/** Encodes a batch: the msgpack array `[CODEC_VERSION, ...entry tuples]`. */
+export function encodeBatch(entries: readonly LogEntry[]): Buffer {
+  const parts: Buffer[] = [arrayHeader(entries.length + 1), VERSION_BYTE];
+  for (const e of entries) parts.push(encodeEntry(e));
+  return Buffer.concat(parts);
+}
+
+const VERSION_BYTE = Buffer.from([CODEC_VERSION]); // a positive fixint
 
 const isSeq = (n: unknown): n is number => Number.isSafeInteger(n) && (n as number) >= 0;
 

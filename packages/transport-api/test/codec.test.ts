@@ -14,6 +14,23 @@ describe('batch codec', () => {
     expect(decodeBatch(encodeBatch([]))).toEqual([]);
   });
 
+  it('frames any number of entries (fixarray, array16 and array32 headers) and matches plain msgpack', () => {
+    for (const n of [0, 14, 15, 16, 1000, 70_000]) {
+      const many: LogEntry[] = Array.from({ length: n }, (_, i) => ({ ...(entries[1] as LogEntry), seq: i + 1, originSeq: i + 1 }));
+      const bytes = encodeBatch(many);
+      expect(decodeBatch(bytes)).toEqual(many);
+      if (n === 16) expect(raw.unpack(bytes)).toHaveLength(17);
+    }
+  });
+
+  it('encodes a shared entry object once and reuses its bytes', () => {
+    const e = entries[0] as LogEntry;
+    const a = encodeBatch([e]);
+    const b = encodeBatch([e, e]);
+    expect(decodeBatch(b)).toEqual([e, e]);
+    expect(b.length - a.length).toBe(a.length - 2);
+  });
+
   it('is compact: a 400-byte record costs little more than its JSON', () => {
     const value = { id: '8c0c4a3e-7b1f-4b7e-9a59-1f1f1f1f1f1f', bio: 'x'.repeat(330), age: 40, city: 'Geneva' };
     const one: LogEntry = { seq: 10, origin: 'n1', originSeq: 10, table: 'bench', id: value.id, version: [1700000000000, 1, 'n1'], op: 'put', value };
