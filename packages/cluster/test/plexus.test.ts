@@ -81,4 +81,42 @@ describe('a 3-process plexus cluster', () => {
     const counts = JSON.parse(digests[0] as string) as Status['tables'];
     expect(counts['items']?.count).toBeGreaterThanOrEqual(all.length);
   });
+
+  it('confirms replicas on request and shows per-peer state in /status and /metrics', async () => {
+    cluster = await startCluster({ nodes: 3, transport: 'plexus' });
+    const [n1, n2, n3] = cluster.nodes as [Cluster['nodes'][number], Cluster['nodes'][number], Cluster['nodes'][number]];
+    const r = await fetch(`${n1.url}/items`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'x-replicate-confirm': '2' },
+      body: JSON.stringify({ id: 'confirmed' }),
+    });
+    expect(r.status).toBe(201);
+    expect(r.headers.get('x-replicate-confirmed')).toBe('2');
+    // confirmed means applied: both peers answer for it right away
+    for (const n of [n2, n3]) expect((await fetch(`${n.url}/items/confirmed`)).status).toBe(200);
+
+    const s = (await (await fetch(`${n1.url}/status`)).json()) as { replication: { peers: { name: string; connected: boolean; info: Record<string, string>; appliedThrough: Record<string, number> }[] } };
+    expect(s.replication.peers.map((p) => [p.name, p.connected, p.info['certificate']])).toEqual([
+      ['n2', true, 'n2'],
+      ['n3', true, 'n3'],
+    ]);
+    expect(s.replication.peers[0]?.appliedThrough['n1']).toBe(1);
+    const metrics = await (await fetch(`${n1.url}/metrics`)).text();
+    expect(metrics).toMatch(/^replica_peer_connected\{peer="n2"\} 1$/m);
+    expect(metrics).toMatch(/^replica_peer_applied_through\{peer="n3",origin="n1"\} 1$/m);
+    expect(metrics).toMatch(/^replica_peer_bytes_sent_total\{peer="n2"\} \d+$/m);
+
+    // With a peer down, a write asking for 2 confirmations gets 504 after CONFIRM_TIMEOUT_MS (5 s), and stays.
+    await cluster.kill(2);
+    const t0 = Date.now();
+    const late = await fetch(`${n1.url}/items`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'x-replicate-confirm': '2' },
+      body: JSON.stringify({ id: 'half-confirmed' }),
+    });
+    expect(late.status).toBe(504);
+    expect(await late.json()).toMatchObject({ code: 'REPLICA_ERR_CONFIRM_TIMEOUT', confirmed: 1, required: 2 });
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(4900);
+    expect((await fetch(`${n2.url}/items/half-confirmed`)).status).toBe(200);
+  });
 });
