@@ -198,7 +198,10 @@ export function runTransportSuite(opts: TransportSuiteOptions): void {
       await Promise.all(Array.from({ length: 20 }, (_, i) => a.put('t', { id: `k${i}` })));
       await converged(nodes, timeout);
       await eventually(
-        () => a.transport.status().peers.every((p) => p.connected && p.lagEntries === 0),
+        () => {
+          const peers = a.transport.status().peers;
+          return peers.length === nodes.length - 1 && peers.every((p) => p.connected && p.lagEntries === 0);
+        },
         timeout,
         () => JSON.stringify(a.transport.status()),
       );

@@ -1,0 +1,11 @@
+export { natsTransport, type NatsComponents, type NatsInit, type NatsTransport, type PublishMode } from './transport.js';
+export {
+  freePort,
+  natsServerBinary,
+  natsServerConfig,
+  startNatsCluster,
+  startNatsServer,
+  type NatsClusterOptions,
+  type NatsServer,
+  type NatsServerOptions,
+} from './server.js';

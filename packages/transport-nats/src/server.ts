@@ -1,0 +1,200 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdirSync, openSync, closeSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { join } from 'node:path';
+
+/** One nats-server of a cluster. Paths are absolute or relative to the process's cwd. */
+export interface NatsServerOptions {
+  /** Server name; also a server tag, so a stream can be placed on "its" server. */
+  readonly name: string;
+  readonly host?: string;
+  readonly clientPort: number;
+  /** Monitoring port (/healthz, /varz); readiness is checked through it. */
+  readonly httpPort: number;
+  /** Cluster (route) port; omit for a single server. */
+  readonly clusterPort?: number;
+  /** Route URLs of every server of the cluster, e.g. nats-route://127.0.0.1:6222. */
+  readonly routes?: readonly string[];
+  readonly clusterName?: string;
+  /** JetStream storage directory (the server appends /jetstream). */
+  readonly storeDir: string;
+  readonly maxMemoryStore?: string;
+  readonly maxFileStore?: string;
+  /** Client authentication. */
+  readonly auth?: { readonly user: string; readonly password: string };
+  /** Route authentication between the servers of the cluster. */
+  readonly clusterAuth?: { readonly user: string; readonly password: string };
+  /** TLS for client connections (PEM file paths). */
+  readonly tls?: { readonly ca: string; readonly cert: string; readonly key: string };
+}
+
+const q = (s: string) => JSON.stringify(s);
+
+/** The configuration file text for one server. */
+export function natsServerConfig(o: NatsServerOptions): string {
+  const host = o.host ?? '127.0.0.1';
+  const lines = [
+    `server_name: ${q(o.name)}`,
+    `listen: ${q(`${host}:${o.clientPort}`)}`,
+    `http: ${q(`${host}:${o.httpPort}`)}`,
+    `server_tags: [${q(o.name)}]`,
+    'max_payload: 8MB',
+    `jetstream {`,
+    `  store_dir: ${q(o.storeDir)}`,
+    `  max_memory_store: ${o.maxMemoryStore ?? '256MB'}`,
+    `  max_file_store: ${o.maxFileStore ?? '8GB'}`,
+    `}`,
+  ];
+  if (o.auth) lines.push(`authorization { user: ${q(o.auth.user)}, password: ${q(o.auth.password)} }`);
+  if (o.tls) lines.push(`tls { ca_file: ${q(o.tls.ca)}, cert_file: ${q(o.tls.cert)}, key_file: ${q(o.tls.key)} }`);
+  if (o.clusterPort !== undefined) {
+    lines.push('cluster {');
+    lines.push(`  name: ${q(o.clusterName ?? 'replica')}`);
+    lines.push(`  listen: ${q(`${host}:${o.clusterPort}`)}`);
+    if (o.clusterAuth) lines.push(`  authorization { user: ${q(o.clusterAuth.user)}, password: ${q(o.clusterAuth.password)} }`);
+    const routes = (o.routes ?? []).map((r) => (o.clusterAuth ? r.replace('://', `://${o.clusterAuth.user}:${o.clusterAuth.password}@`) : r));
+    lines.push(`  routes: [${routes.map(q).join(', ')}]`);
+    lines.push('}');
+  }
+  return `${lines.join('\n')}\n`;
+}
+
+/** nats-server from `bin`, else /usr/sbin/nats-server (Debian), else `nats-server` on PATH. */
+export function natsServerBinary(bin?: string): string {
+  if (bin) return bin;
+  return existsSync('/usr/sbin/nats-server') ? '/usr/sbin/nats-server' : 'nats-server';
+}
+
+/** A running nats-server started by this process. */
+export interface NatsServer {
+  readonly name: string;
+  readonly url: string;
+  readonly pid: number;
+  readonly configFile: string;
+  readonly logFile: string;
+  /** Sends `signal` (default SIGTERM) and waits for the exit. Idempotent. */
+  stop(signal?: NodeJS.Signals): Promise<void>;
+  /** Starts the same server (same config and store) again. */
+  restart(): Promise<void>;
+}
+
+const live = new Set<ChildProcess>();
+process.once('exit', () => {
+  for (const c of live) c.kill('SIGKILL');
+});
+
+/**
+ * Writes the server's config into `dir`, starts it and resolves once its monitoring
+ * endpoint reports healthy. The process is killed if that takes longer than `readyTimeoutMs`.
+ */
+export async function startNatsServer(
+  opts: NatsServerOptions & { readonly dir: string; readonly bin?: string; readonly readyTimeoutMs?: number },
+): Promise<NatsServer> {
+  mkdirSync(opts.dir, { recursive: true });
+  const configFile = join(opts.dir, `${opts.name}.conf`);
+  const logFile = join(opts.dir, `${opts.name}.log`);
+  writeFileSync(configFile, natsServerConfig(opts));
+  const host = opts.host ?? '127.0.0.1';
+  let child: ChildProcess;
+  let exited: Promise<void>;
+
+  const launch = async () => {
+    const fd = openSync(logFile, 'a');
+    child = spawn(natsServerBinary(opts.bin), ['-c', configFile], { stdio: ['ignore', fd, fd] });
+    closeSync(fd);
+    live.add(child);
+    exited = new Promise((resolve) => child.once('exit', () => (live.delete(child), resolve())));
+    child.once('error', () => {}); // a missing binary surfaces as the readiness error below
+    const deadline = Date.now() + (opts.readyTimeoutMs ?? 20_000);
+    for (;;) {
+      if (child.exitCode !== null || child.signalCode !== null) throw new Error(`nats-server ${opts.name} exited during start-up; see ${logFile}`);
+      try {
+        const r = await fetch(`http://${host}:${opts.httpPort}/healthz`, { signal: AbortSignal.timeout(1000) });
+        if (r.ok) return;
+      } catch {
+        // not listening yet
+      }
+      if (Date.now() > deadline) {
+        child.kill('SIGKILL');
+        throw new Error(`nats-server ${opts.name} not healthy in time (is nats-server installed? bin: ${natsServerBinary(opts.bin)}); see ${logFile}`);
+      }
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  };
+  await launch();
+  const stop = async (signal: NodeJS.Signals = 'SIGTERM') => {
+    if (child.exitCode !== null || child.signalCode !== null) return;
+    const force = setTimeout(() => child.kill('SIGKILL'), 10_000);
+    child.kill(signal);
+    await exited;
+    clearTimeout(force);
+  };
+  const auth = opts.auth ? `${encodeURIComponent(opts.auth.user)}:${encodeURIComponent(opts.auth.password)}@` : '';
+  return {
+    name: opts.name,
+    url: `nats://${auth}${host}:${opts.clientPort}`,
+    get pid() {
+      return child.pid ?? 0;
+    },
+    configFile,
+    logFile,
+    stop,
+    restart: launch,
+  };
+}
+
+/** A TCP port that was free a moment ago on `host`. */
+export function freePort(host = '127.0.0.1'): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once('error', reject);
+    s.listen(0, host, () => {
+      const port = (s.address() as { port: number }).port;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+export interface NatsClusterOptions {
+  readonly names: readonly string[];
+  readonly dir: string;
+  readonly host?: string;
+  readonly bin?: string;
+  readonly auth?: { readonly user: string; readonly password: string };
+  readonly clusterAuth?: { readonly user: string; readonly password: string };
+}
+
+/** n clustered nats-servers with JetStream, one per name, on free ports. */
+export async function startNatsCluster(o: NatsClusterOptions): Promise<{ servers: NatsServer[]; stop(): Promise<void> }> {
+  const host = o.host ?? '127.0.0.1';
+  const ports: { client: number; cluster: number; http: number }[] = [];
+  for (const _ of o.names) ports.push({ client: await freePort(host), cluster: await freePort(host), http: await freePort(host) });
+  const routes = o.names.length > 1 ? ports.map((p) => `nats-route://${host}:${p.cluster}`) : [];
+  const servers: NatsServer[] = [];
+  const stop = async () => {
+    await Promise.all(servers.map((s) => s.stop()));
+  };
+  try {
+    await Promise.all(
+      o.names.map(async (name, i) => {
+        const p = ports[i] as { client: number; cluster: number; http: number };
+        servers[i] = await startNatsServer({
+          name,
+          host,
+          clientPort: p.client,
+          httpPort: p.http,
+          ...(o.names.length > 1 ? { clusterPort: p.cluster, routes } : {}),
+          storeDir: join(o.dir, name),
+          dir: o.dir,
+          ...(o.bin ? { bin: o.bin } : {}),
+          ...(o.auth ? { auth: o.auth } : {}),
+          ...(o.clusterAuth ? { clusterAuth: o.clusterAuth } : {}),
+        });
+      }),
+    );
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+  return { servers, stop };
+}

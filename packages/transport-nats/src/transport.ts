@@ -1,0 +1,638 @@
+import {
+  AckPolicy,
+  DeliverPolicy,
+  DiscardPolicy,
+  RetentionPolicy,
+  StorageType,
+  connect,
+  nanos,
+  type Consumer,
+  type ConsumerMessages,
+  type JetStreamClient,
+  type JetStreamManager,
+  type JsMsg,
+  type NatsConnection,
+  type PubAck,
+} from 'nats';
+import {
+  MalformedFrameError,
+  TransportStateError,
+  decodeBatch,
+  encodeBatch,
+  silentLogger,
+  type LocalNode,
+  type LogEntry,
+  type Logger,
+  type PeerStatus,
+  type ReplicationTransport,
+  type StartOptions,
+  type TransportStatus,
+} from '@replica/transport-api';
+
+/**
+ * How committed writes go to the broker:
+ * - `per-write`: one message per write; the write's HTTP answer waits for the broker's
+ *   acknowledgement (PubAck), as Harper 4.3 did.
+ * - `batched`: many entries per message, published asynchronously with a bounded
+ *   number in flight; the HTTP answer does not wait for the broker.
+ */
+export type PublishMode = 'per-write' | 'batched';
+
+export interface NatsInit {
+  /** NATS server URL(s), e.g. nats://user:pass@127.0.0.1:4222. */
+  readonly servers: string | readonly string[];
+  readonly mode: PublishMode;
+  /** Stream name prefix; each origin owns `<prefix>_<node>`. Default REPLICA. */
+  readonly streamPrefix?: string;
+  /** Subject prefix; an origin publishes on `<prefix>.<node>.<table>`. Default replica. */
+  readonly subjectPrefix?: string;
+  /** Place this node's stream on the server with this tag (the node's own server), in this NATS cluster. */
+  readonly placement?: { readonly cluster: string; readonly tag: string };
+  /** Stream limits: oldest messages are discarded past them. Defaults 7 days, unlimited bytes. */
+  readonly streamMaxAgeMs?: number;
+  readonly streamMaxBytes?: number;
+  /** Stream replicas in the NATS cluster. Default 1 (stored on its own server). */
+  readonly streamReplicas?: number;
+  /** batched mode: entries and bytes per message. Defaults 500 and 1 MiB. */
+  readonly batchMaxEntries?: number;
+  readonly batchMaxBytes?: number;
+  /** Publishes awaiting their PubAck at once. Default 256. */
+  readonly maxInFlight?: number;
+  /** Messages a consumer keeps requested, and the longest a pull request waits. Defaults 256 and 1000 ms. */
+  readonly fetchBatch?: number;
+  readonly fetchExpiresMs?: number;
+  /** per-write: how long a write waits for its PubAck. Default 5000 ms. */
+  readonly publishTimeoutMs?: number;
+  /** How often other nodes' streams are looked for, and consumer state refreshed. Default 1000 ms. */
+  readonly discoverIntervalMs?: number;
+}
+
+export interface NatsComponents {
+  readonly logger?: Logger;
+}
+
+/** A NATS transport; `shipped(seq)` is what per-write mode makes writes wait for. */
+export interface NatsTransport extends ReplicationTransport {
+  readonly mode: PublishMode;
+}
+
+/**
+ * Replication through a NATS/JetStream cluster: each node appends its committed log
+ * entries to a stream it owns (from its log, so a broker outage delays replication
+ * but loses no write; message ids make a retried publish stored once), and reads
+ * every other node's stream with a durable pull consumer, applying each fetched batch
+ * in one store transaction before acknowledging it.
+ */
+export function natsTransport(init: NatsInit, components: NatsComponents = {}): NatsTransport {
+  return new Nats(init, components.logger ?? silentLogger);
+}
+
+type State = 'new' | 'started' | 'stopped';
+
+interface Origin {
+  readonly name: string;
+  readonly stream: string;
+  consumer: Consumer | undefined;
+  messages: ConsumerMessages | undefined;
+  running: boolean;
+  pending: number;
+  ackPending: number;
+  redelivered: number;
+  fetched: number;
+  applied: number;
+  deferred: number;
+  lastAppliedVersionMs: number;
+}
+
+interface Waiter {
+  readonly seq: number;
+  resolve(): void;
+  reject(err: Error): void;
+}
+
+class Nats implements NatsTransport {
+  readonly kind = 'nats';
+  readonly mode: PublishMode;
+  #state: State = 'new';
+  #node: LocalNode | undefined;
+  #nc: NatsConnection | undefined;
+  #js: JetStreamClient | undefined;
+  #jsm: JetStreamManager | undefined;
+  #stream = '';
+  #unsubscribe: (() => void) | undefined;
+  #wake: (() => void) | undefined;
+  #woken = false;
+  #timers: NodeJS.Timeout[] = [];
+  #halt: () => void = () => {};
+  readonly #stopped = new Promise<'stopped'>((resolve) => (this.#halt = () => resolve('stopped')));
+  #loops: Promise<void>[] = [];
+  #signal: AbortSignal | undefined;
+  #onAbort: (() => void) | undefined;
+  readonly #origins = new Map<string, Origin>();
+  /** Per peer, the highest originSeq of this node's own writes it announced as applied. */
+  readonly #confirmed = new Map<string, number>();
+  /** Local seq → writers waiting for its PubAck (per-write). */
+  readonly #shipWaiters = new Map<number, Waiter[]>();
+  readonly #confirmWaiters = new Set<() => void>();
+  /** Highest local seq whose PubAck arrived. */
+  #shippedSeq = 0;
+  #publishedOriginSeq = 0;
+  #appliedDirty = false;
+  readonly #counters = { published: 0, publishErrors: 0, messagesPublished: 0, reconnects: 0, disconnects: 0 };
+  readonly #cfg: Required<Omit<NatsInit, 'servers' | 'mode' | 'placement'>>;
+
+  constructor(
+    private readonly init: NatsInit,
+    private readonly log: Logger,
+  ) {
+    this.mode = init.mode;
+    this.#cfg = {
+      streamPrefix: init.streamPrefix ?? 'REPLICA',
+      subjectPrefix: init.subjectPrefix ?? 'replica',
+      streamMaxAgeMs: init.streamMaxAgeMs ?? 7 * 24 * 3600_000,
+      streamMaxBytes: init.streamMaxBytes ?? -1,
+      streamReplicas: init.streamReplicas ?? 1,
+      batchMaxEntries: init.batchMaxEntries ?? 500,
+      batchMaxBytes: init.batchMaxBytes ?? 1024 * 1024,
+      maxInFlight: init.maxInFlight ?? 256,
+      fetchBatch: init.fetchBatch ?? 256,
+      fetchExpiresMs: Math.max(1000, init.fetchExpiresMs ?? 1000), // the client refuses less
+      publishTimeoutMs: init.publishTimeoutMs ?? 5000,
+      discoverIntervalMs: init.discoverIntervalMs ?? 1000,
+    };
+  }
+
+  async start(node: LocalNode, opts: StartOptions = {}): Promise<void> {
+    if (this.#state !== 'new') throw new TransportStateError(this.kind, this.#state, `cannot start a transport that is ${this.#state}`);
+    this.#state = 'started';
+    this.#node = node;
+    try {
+      this.#nc = await connect({
+        servers: typeof this.init.servers === 'string' ? this.init.servers : [...this.init.servers],
+        name: `replica-${node.name}`,
+        maxReconnectAttempts: -1,
+        reconnectTimeWait: 250,
+        pingInterval: 5000,
+        timeout: 5000,
+      });
+    } catch (err) {
+      this.#state = 'stopped';
+      throw new TransportStateError(this.kind, 'new', `cannot connect to NATS at ${String(this.init.servers)}: ${(err as Error).message}`);
+    }
+    const nc = this.#nc;
+    this.#loops.push(this.#watchStatus(nc));
+    this.#jsm = await nc.jetstreamManager();
+    this.#js = nc.jetstream({ timeout: this.#cfg.publishTimeoutMs });
+    this.#stream = this.#streamOf(node.name);
+    await this.#ensureStream(node.name);
+    this.#publishedOriginSeq = await this.#lastPublished();
+    await this.#recoverOwn(node);
+    this.#unsubscribe = node.onCommit(() => this.#poke());
+    // Peers announce what they applied, so this node can confirm replicas.
+    const sub = nc.subscribe(`${this.#cfg.subjectPrefix}._applied.*`, {
+      callback: (_err, msg) => {
+        const from = msg.subject.slice(msg.subject.lastIndexOf('.') + 1);
+        if (from === node.name) return;
+        try {
+          const cursors = JSON.parse(new TextDecoder().decode(msg.data)) as Record<string, number>;
+          const mine = cursors[node.name];
+          if (typeof mine === 'number' && mine > (this.#confirmed.get(from) ?? 0)) {
+            this.#confirmed.set(from, mine);
+            for (const w of [...this.#confirmWaiters]) w();
+          }
+          if (!this.#origins.has(from)) void this.#discover().catch(() => {});
+        } catch {
+          // a malformed announcement is ignored; it only feeds confirmations
+        }
+      },
+    });
+    this.#loops.push(sub.closed.then(() => {}));
+    this.#loops.push(this.#publishLoop());
+    await this.#discover();
+    this.#timers.push(setInterval(() => void this.#discover().catch((err: Error) => this.log.warn({ err: err.message }, 'nats: discovery failed')), this.#cfg.discoverIntervalMs));
+    this.#timers.push(setInterval(() => this.#announceApplied(), 100));
+    if (opts.signal) {
+      this.#signal = opts.signal;
+      this.#onAbort = () => void this.stop();
+      opts.signal.addEventListener('abort', this.#onAbort, { once: true });
+    }
+    this.log.info({ servers: this.init.servers, stream: this.#stream, mode: this.mode }, 'nats: replicating through JetStream');
+  }
+
+  async stop(): Promise<void> {
+    if (this.#state !== 'started') {
+      this.#state = 'stopped';
+      return;
+    }
+    this.#state = 'stopped';
+    this.#signal?.removeEventListener('abort', this.#onAbort as () => void);
+    this.#unsubscribe?.();
+    for (const t of this.#timers) clearInterval(t);
+    for (const o of this.#origins.values()) {
+      o.running = false;
+      o.messages?.stop();
+    }
+    this.#poke();
+    const err = new TransportStateError(this.kind, 'stopped', 'transport stopped before the broker acknowledged the write');
+    for (const ws of this.#shipWaiters.values()) for (const w of ws) w.reject(err);
+    this.#shipWaiters.clear();
+    for (const w of [...this.#confirmWaiters]) w();
+    this.#halt();
+    await this.#nc?.close().catch(() => {});
+    // The client's status and fetch iterators do not always end on close; the loops
+    // race them against #stopped, so every loop is finished here.
+    await Promise.allSettled(this.#loops);
+  }
+
+  status(): TransportStatus {
+    const node = this.#state === 'started' ? this.#node : undefined;
+    const mine = node ? (node.cursors()[node.name] ?? 0) : 0;
+    const connected = this.#state === 'started' && this.#nc !== undefined && !this.#nc.isClosed();
+    const peers: PeerStatus[] = [...this.#origins.values()].map((o) => ({
+      name: o.name,
+      connected: connected && o.running,
+      // In the nats transport these count this node's own writes (origin sequence).
+      ackedSeq: this.#confirmed.get(o.name) ?? 0,
+      lagEntries: Math.max(0, mine - (this.#confirmed.get(o.name) ?? 0)),
+      lagMs: o.pending + o.ackPending > 0 && o.lastAppliedVersionMs > 0 ? Math.max(0, Date.now() - o.lastAppliedVersionMs) : 0,
+      counters: {
+        consumerPending: o.pending,
+        consumerAckPending: o.ackPending,
+        redeliveries: o.redelivered,
+        messagesFetched: o.fetched,
+        entriesApplied: o.applied,
+        entriesDeferred: o.deferred,
+      },
+      info: { stream: o.stream, consumer: node?.name ?? '' },
+      appliedThrough: { [o.name]: node?.cursors()[o.name] ?? 0 },
+    }));
+    return { kind: this.kind, started: this.#state === 'started', peers, counters: { ...this.#counters, shippedSeq: this.#shippedSeq } };
+  }
+
+  /** per-write: resolves when the broker stored local entry `seq`; batched: at once. */
+  shipped(seq: number): Promise<void> {
+    if (this.mode === 'batched' || seq <= this.#shippedSeq) return Promise.resolve();
+    if (this.#state !== 'started') return Promise.reject(new TransportStateError(this.kind, this.#state, 'transport not started'));
+    return new Promise((resolve, reject) => {
+      const list = this.#shipWaiters.get(seq) ?? [];
+      list.push({ seq, resolve, reject });
+      this.#shipWaiters.set(seq, list);
+    });
+  }
+
+  waitForReplicas(seq: number, count: number, timeoutMs: number): Promise<number> {
+    const node = this.#node;
+    const originSeq = node?.readLog(seq, 1)[0]?.originSeq ?? Number.POSITIVE_INFINITY;
+    const confirmed = () => [...this.#confirmed.values()].filter((c) => c >= originSeq).length;
+    if (confirmed() >= count || this.#state !== 'started') return Promise.resolve(confirmed());
+    return new Promise((resolve) => {
+      const finish = () => {
+        clearTimeout(timer);
+        this.#confirmWaiters.delete(check);
+        resolve(confirmed());
+      };
+      const check = () => {
+        if (confirmed() >= count || this.#state !== 'started') finish();
+      };
+      const timer = setTimeout(finish, timeoutMs);
+      this.#confirmWaiters.add(check);
+    });
+  }
+
+  // ------------------------------------------------------------ broker set-up
+
+  #streamOf(node: string): string {
+    return `${this.#cfg.streamPrefix}_${node}`;
+  }
+
+  async #ensureStream(node: string): Promise<void> {
+    const jsm = this.#jsm as JetStreamManager;
+    const config = {
+      name: this.#stream,
+      subjects: [`${this.#cfg.subjectPrefix}.${node}.>`],
+      storage: StorageType.File,
+      retention: RetentionPolicy.Limits,
+      discard: DiscardPolicy.Old,
+      max_age: nanos(this.#cfg.streamMaxAgeMs),
+      max_bytes: this.#cfg.streamMaxBytes,
+      num_replicas: this.#cfg.streamReplicas,
+      duplicate_window: nanos(120_000),
+      ...(this.init.placement ? { placement: { cluster: this.init.placement.cluster, tags: [this.init.placement.tag] } } : {}),
+    };
+    try {
+      await jsm.streams.info(this.#stream);
+      await jsm.streams.update(this.#stream, { max_age: config.max_age, max_bytes: config.max_bytes });
+    } catch (err) {
+      if (!/not found/i.test((err as Error).message)) throw err;
+      await jsm.streams.add(config);
+    }
+  }
+
+  /** The highest own originSeq the stream holds (0 for an empty stream). */
+  async #lastPublished(): Promise<number> {
+    const jsm = this.#jsm as JetStreamManager;
+    const info = await jsm.streams.info(this.#stream);
+    if (info.state.messages === 0) return 0;
+    const last = await jsm.streams.getMessage(this.#stream, { seq: info.state.last_seq });
+    const entries = decodeBatch(last.data);
+    return (entries.at(-1) as LogEntry).originSeq;
+  }
+
+  /**
+   * A node that lost its data finds its own earlier writes in its stream: it applies
+   * them back before shipping anything, so new writes continue after them.
+   */
+  async #recoverOwn(node: LocalNode): Promise<void> {
+    const own = node.cursors()[node.name] ?? 0;
+    if (this.#publishedOriginSeq <= own) return;
+    this.log.warn({ own, inStream: this.#publishedOriginSeq }, 'nats: the stream holds writes of this node that its store lacks; recovering them');
+    const jsm = this.#jsm as JetStreamManager;
+    const info = await jsm.streams.info(this.#stream);
+    for (let seq = info.state.first_seq; seq <= info.state.last_seq; seq++) {
+      let data: Uint8Array;
+      try {
+        data = (await jsm.streams.getMessage(this.#stream, { seq })).data;
+      } catch {
+        continue; // deleted message
+      }
+      const r = await node.applyRemote(decodeBatch(data));
+      if (r.deferred > 0) {
+        this.log.error({ seq }, 'nats: own stream has a gap; recovery incomplete');
+        break;
+      }
+    }
+  }
+
+  async #watchStatus(nc: NatsConnection): Promise<void> {
+    const it = nc.status()[Symbol.asyncIterator]();
+    for (;;) {
+      const next = await Promise.race([it.next(), this.#stopped]);
+      if (next === 'stopped' || next.done) return;
+      const s = next.value;
+      if (s.type === 'disconnect') {
+        this.#counters.disconnects++;
+        this.log.warn({ server: s.data }, 'nats: disconnected from the server');
+      } else if (s.type === 'reconnect') {
+        this.#counters.reconnects++;
+        this.log.info({ server: s.data }, 'nats: reconnected');
+        this.#poke();
+      }
+    }
+  }
+
+  // ------------------------------------------------------------ publishing
+
+  #poke(): void {
+    this.#woken = true;
+    const w = this.#wake;
+    this.#wake = undefined;
+    w?.();
+  }
+
+  #sleep(ms: number): Promise<void> {
+    if (this.#woken) {
+      this.#woken = false;
+      return Promise.resolve();
+    }
+    return new Promise((resolve) => {
+      const t = setTimeout(done, ms);
+      function done() {
+        clearTimeout(t);
+        resolve();
+      }
+      this.#wake = () => {
+        this.#woken = false;
+        done();
+      };
+    });
+  }
+
+  /**
+   * Ships this node's own log entries, in order, from what the stream already holds.
+   * A failed publish restarts shipping from the first unacknowledged entry; message
+   * ids make the re-sent ones that did arrive duplicates the stream drops.
+   */
+  async #publishLoop(): Promise<void> {
+    const node = this.#node as LocalNode;
+    const js = this.#js as JetStreamClient;
+    let pos = this.#ownStart();
+    const inflight: Promise<void>[] = [];
+    let failed = false;
+    while (this.#state === 'started') {
+      if (failed) {
+        await Promise.allSettled(inflight.splice(0));
+        failed = false;
+        await this.#sleep(250);
+        pos = this.#ownStart();
+        continue;
+      }
+      const entries = node.readLog(pos, this.mode === 'batched' ? this.#cfg.batchMaxEntries : 256);
+      if (entries.length === 0) {
+        await this.#sleep(1000);
+        continue;
+      }
+      pos = (entries.at(-1) as LogEntry).seq + 1;
+      const own = entries.filter((e) => e.origin === node.name && e.originSeq > this.#publishedOriginSeq);
+      if (own.length === 0) continue;
+      const messages = this.mode === 'batched' ? this.#chunk(own) : own.map((e) => [e]);
+      for (const batch of messages) {
+        while (inflight.length >= this.#cfg.maxInFlight) await Promise.race(inflight);
+        if (failed || this.#state !== 'started') break;
+        const first = batch[0] as LogEntry;
+        const last = batch.at(-1) as LogEntry;
+        const p: Promise<void> = js
+          .publish(`${this.#cfg.subjectPrefix}.${node.name}.${first.table}`, encodeBatch(batch), {
+            msgID: `${node.name}:${first.originSeq}-${last.originSeq}`,
+            timeout: this.#cfg.publishTimeoutMs,
+          })
+          .then((ack: PubAck) => {
+            this.#counters.messagesPublished++;
+            this.#counters.published += batch.length;
+            void ack; // stored, or a duplicate of one stored before: shipped either way
+            this.#onPubAck(first.originSeq, last.originSeq, last.seq);
+          })
+          .catch((err: Error) => {
+            if (!failed) this.log.warn({ err: err.message, originSeq: first.originSeq }, 'nats: publish failed; retrying from the first unacknowledged entry');
+            this.#counters.publishErrors++;
+            failed = true;
+          })
+          .finally(() => inflight.splice(inflight.indexOf(p), 1));
+        inflight.push(p);
+      }
+    }
+    await Promise.allSettled(inflight);
+  }
+
+  /** Where shipping resumes: after the last own entry the stream acknowledged. */
+  #ownStart(): number {
+    const node = this.#node as LocalNode;
+    const mine = node.cursors();
+    const cursors: Record<string, number> = {};
+    for (const [o, n] of Object.entries(mine)) cursors[o] = o === node.name ? this.#publishedOriginSeq : n;
+    const start = node.logStart(cursors);
+    if (start.kind === 'stream') return start.fromSeq;
+    this.log.error({ needed: start.needed, oldest: start.oldest }, 'nats: own entries the stream lacks were pruned from the log; peers need a resync');
+    return node.lastSeq() + 1;
+  }
+
+  /** Acknowledged runs of own entries that arrived ahead of an earlier one: first originSeq → run. */
+  readonly #ackedRuns = new Map<number, { last: number; seq: number }>();
+
+  /**
+   * PubAcks can arrive out of order when many are in flight: a run counts as shipped
+   * once every own entry before it has been acknowledged too.
+   */
+  #onPubAck(first: number, last: number, seq: number): void {
+    this.#ackedRuns.set(first, { last, seq });
+    for (let run = this.#ackedRuns.get(this.#publishedOriginSeq + 1); run; run = this.#ackedRuns.get(this.#publishedOriginSeq + 1)) {
+      this.#ackedRuns.delete(this.#publishedOriginSeq + 1);
+      this.#publishedOriginSeq = run.last;
+      if (run.seq > this.#shippedSeq) this.#shippedSeq = run.seq;
+    }
+    for (const [s, ws] of this.#shipWaiters) {
+      if (s <= this.#shippedSeq) {
+        this.#shipWaiters.delete(s);
+        for (const w of ws) w.resolve();
+      }
+    }
+  }
+
+  #chunk(entries: LogEntry[]): LogEntry[][] {
+    const out: LogEntry[][] = [];
+    let cur: LogEntry[] = [];
+    let bytes = 0;
+    for (const e of entries) {
+      const size = 200 + JSON.stringify(e.value ?? null).length;
+      if (cur.length > 0 && (bytes + size > this.#cfg.batchMaxBytes || cur.length >= this.#cfg.batchMaxEntries)) {
+        out.push(cur);
+        cur = [];
+        bytes = 0;
+      }
+      cur.push(e);
+      bytes += size;
+    }
+    if (cur.length > 0) out.push(cur);
+    return out;
+  }
+
+  // ------------------------------------------------------------ consuming
+
+  /** Finds other nodes' streams and starts a durable pull consumer on each new one. */
+  async #discover(): Promise<void> {
+    if (this.#state !== 'started') return;
+    const jsm = this.#jsm as JetStreamManager;
+    const node = this.#node as LocalNode;
+    const prefix = `${this.#cfg.streamPrefix}_`;
+    for await (const si of jsm.streams.list()) {
+      const name = si.config.name;
+      if (!name.startsWith(prefix) || name === this.#stream) continue;
+      const origin = name.slice(prefix.length);
+      let o = this.#origins.get(origin);
+      if (!o) {
+        o = { name: origin, stream: name, consumer: undefined, messages: undefined, running: false, pending: 0, ackPending: 0, redelivered: 0, fetched: 0, applied: 0, deferred: 0, lastAppliedVersionMs: 0 };
+        this.#origins.set(origin, o);
+      }
+      if (!o.running) {
+        o.running = true;
+        this.#loops.push(this.#consume(o, node));
+      } else if (o.consumer) {
+        try {
+          const ci = await o.consumer.info(true);
+          o.pending = ci.num_pending;
+          o.ackPending = ci.num_ack_pending;
+          o.redelivered = ci.num_redelivered;
+        } catch {
+          // broker unavailable; the consume loop reports it
+        }
+      }
+    }
+  }
+
+  async #consume(o: Origin, node: LocalNode): Promise<void> {
+    const jsm = this.#jsm as JetStreamManager;
+    const js = this.#js as JetStreamClient;
+    while (this.#state === 'started' && o.running) {
+      try {
+        if (!o.consumer) {
+          await jsm.consumers.add(o.stream, {
+            durable_name: node.name,
+            ack_policy: AckPolicy.Explicit,
+            deliver_policy: DeliverPolicy.All,
+            ack_wait: nanos(30_000),
+            max_ack_pending: 20_000,
+          });
+          o.consumer = await js.consumers.get(o.stream, node.name);
+        }
+        // consume() keeps pull requests open, so messages arrive as they are stored;
+        // what arrived together is applied together, one batch at a time, in order.
+        const messages = await o.consumer.consume({ max_messages: this.#cfg.fetchBatch, expires: this.#cfg.fetchExpiresMs });
+        o.messages = messages;
+        if (this.#state !== 'started') return void messages.stop();
+        let buf: JsMsg[] = [];
+        let chain: Promise<void> = Promise.resolve();
+        let scheduled = false;
+        const flush = () => {
+          const b = buf;
+          buf = [];
+          return b.length > 0 ? this.#applyMessages(o, node, b) : Promise.resolve();
+        };
+        for await (const m of messages) {
+          buf.push(m);
+          if (buf.length >= this.#cfg.fetchBatch) {
+            chain = chain.then(flush);
+            await chain;
+          } else if (!scheduled) {
+            scheduled = true;
+            setImmediate(() => {
+              scheduled = false;
+              chain = chain.then(flush);
+            });
+          }
+        }
+        await chain;
+      } catch (err) {
+        if (this.#state !== 'started') return;
+        this.log.warn({ origin: o.name, err: (err as Error).message }, 'nats: consuming failed; retrying');
+        o.consumer = undefined;
+        await new Promise((r) => setTimeout(r, 500));
+      }
+    }
+  }
+
+  /** Applies a fetched batch in one store transaction, then acknowledges what it covers. */
+  async #applyMessages(o: Origin, node: LocalNode, msgs: JsMsg[]): Promise<void> {
+    o.fetched += msgs.length;
+    const decoded: { msg: JsMsg; entries: LogEntry[] }[] = [];
+    for (const msg of msgs) {
+      try {
+        const entries = decodeBatch(msg.data);
+        if (entries.some((e) => e.origin !== o.name)) throw new MalformedFrameError(`message on ${o.stream} carries another origin`);
+        decoded.push({ msg, entries });
+      } catch (err) {
+        this.log.error({ origin: o.name, streamSeq: msg.seq, err: (err as Error).message }, 'nats: dropping a malformed message');
+        msg.term();
+      }
+    }
+    const all = decoded.flatMap((d) => d.entries);
+    const r = await node.applyRemote(all);
+    o.applied += r.applied;
+    o.deferred += r.deferred;
+    const cursor = r.cursors[o.name] ?? 0;
+    for (const { msg, entries } of decoded) {
+      const last = entries.at(-1);
+      if (!last || last.originSeq <= cursor) msg.ack();
+      else msg.nak(500); // came after a gap: redelivered once the missing entries are in
+    }
+    const newest = all.at(-1);
+    if (newest) o.lastAppliedVersionMs = newest.version[0];
+    if (r.applied > 0) this.#appliedDirty = true;
+  }
+
+  /** Tells the other nodes how far this node applied each origin (for their confirmations). */
+  #announceApplied(): void {
+    if (!this.#appliedDirty || this.#state !== 'started' || !this.#nc || this.#nc.isClosed()) return;
+    this.#appliedDirty = false;
+    const node = this.#node as LocalNode;
+    this.#nc.publish(`${this.#cfg.subjectPrefix}._applied.${node.name}`, new TextEncoder().encode(JSON.stringify(node.cursors())));
+  }
+}

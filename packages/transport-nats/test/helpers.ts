@@ -1,0 +1,88 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Store } from '@replica/storage';
+import type { SuiteCluster, SuiteNode } from '@replica/transport-api/testing';
+import { natsTransport, startNatsCluster, type NatsInit, type NatsServer, type NatsTransport, type PublishMode } from '../src/index.js';
+
+export type NatsNode = SuiteNode & { store: Store; transport: NatsTransport };
+
+export interface NatsTestCluster extends SuiteCluster {
+  readonly nodes: NatsNode[];
+  readonly servers: NatsServer[];
+  readonly root: string;
+}
+
+/**
+ * `size` Replica nodes n0…, each with its own nats-server (clustered, JetStream on
+ * file storage) and its stream placed on that server, all on loopback.
+ */
+export async function natsCluster(size: number, mode: PublishMode, tweak: (i: number) => Partial<NatsInit> = () => ({})): Promise<NatsTestCluster> {
+  const names = Array.from({ length: size }, (_, i) => `n${i}`);
+  const root = mkdtempSync(join(tmpdir(), 'replica-nats-'));
+  let servers: NatsServer[] = [];
+  try {
+    ({ servers } = await startNatsCluster({ names, dir: join(root, 'nats') }));
+  } catch (err) {
+    rmSync(root, { recursive: true, force: true });
+    throw err;
+  }
+  const make = (i: number): NatsNode => {
+    const name = names[i] as string;
+    const store = Store.open({ path: join(root, name), nodeName: name, pruneIntervalMs: 0 });
+    const transport = natsTransport({
+      servers: (servers[i] as NatsServer).url,
+      mode,
+      placement: { cluster: 'replica', tag: name },
+      discoverIntervalMs: 200,
+      fetchExpiresMs: 1000,
+      ...tweak(i),
+    });
+    return {
+      name,
+      store,
+      transport,
+      put: (table, value) => store.put(table, value),
+      delete: (table, id) => store.delete(table, id),
+      get: (table, id) => store.get(table, id),
+      tables: () => store.tables(),
+      cursors: () => store.cursors(),
+      readLog: (from, limit) => store.readLog(from, limit),
+    };
+  };
+  const nodes = names.map((_, i) => make(i));
+  let down = false;
+  const cluster: NatsTestCluster = {
+    nodes,
+    servers,
+    root,
+    async stopNode(i) {
+      const n = nodes[i] as NatsNode;
+      await n.transport.stop();
+      await n.store.close();
+    },
+    async startNode(i) {
+      const n = make(i);
+      nodes[i] = n;
+      await n.transport.start(n.store);
+    },
+    async wipeNode(i) {
+      rmSync(join(root, names[i] as string), { recursive: true, force: true });
+    },
+    async teardown() {
+      if (down) return;
+      down = true;
+      await Promise.all(nodes.map((n) => n.transport.stop()));
+      await Promise.all(nodes.map((n) => n.store.close()));
+      await Promise.all(servers.map((s) => s.stop()));
+      rmSync(root, { recursive: true, force: true });
+    },
+  };
+  try {
+    for (const n of nodes) await n.transport.start(n.store);
+  } catch (err) {
+    await cluster.teardown();
+    throw err;
+  }
+  return cluster;
+}
