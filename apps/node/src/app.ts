@@ -16,6 +16,7 @@ import {
   ConfirmTimeoutError,
   InvalidConfirmError,
   RouteNotFoundError,
+  ShipTimeoutError,
   UnauthorizedError,
   UnavailableError,
   httpStatusOf,
@@ -71,7 +72,7 @@ export function buildApp(config: Config, deps: AppDeps): FastifyInstance {
   app.setErrorHandler((err, req, reply) => {
     const e = toReplicaError(err, config.bodyLimit);
     const statusCode = httpStatusOf[e.code as keyof typeof httpStatusOf] ?? 500;
-    if (statusCode >= 500 && !(e instanceof ConfirmTimeoutError) && !(e instanceof UnavailableError)) {
+    if (statusCode >= 500 && !(e instanceof ConfirmTimeoutError) && !(e instanceof ShipTimeoutError) && !(e instanceof UnavailableError)) {
       req.log.error({ err }, 'request failed');
     }
     const body: Record<string, unknown> = { statusCode, code: e.code, error: statusText(statusCode), message: e.message };
@@ -139,6 +140,7 @@ export function buildApp(config: Config, deps: AppDeps): FastifyInstance {
     };
 
     const confirm = async (reply: FastifyReply, seq: number, k: number): Promise<void> => {
+      if (transport?.shipped) await shippedWithin(transport.shipped(seq), config.confirmTimeoutMs);
       if (k === 0 || !transport?.waitForReplicas) return;
       const confirmed = await transport.waitForReplicas(seq, k, config.confirmTimeoutMs);
       if (confirmed < k) throw new ConfirmTimeoutError(confirmed, k, config.confirmTimeoutMs);
@@ -196,6 +198,19 @@ export function buildApp(config: Config, deps: AppDeps): FastifyInstance {
   });
 
   return app;
+}
+
+/** Waits for `shipped`, or throws ShipTimeoutError after `timeoutMs`. */
+async function shippedWithin(shipped: Promise<void>, timeoutMs: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new ShipTimeoutError(timeoutMs)), timeoutMs);
+  });
+  try {
+    await Promise.race([shipped, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 function checkTable(table: string): string {

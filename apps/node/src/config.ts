@@ -19,6 +19,17 @@ export type TransportConfig =
       readonly peers: readonly PeerAddress[];
       /** Paths of the PEM files. */
       readonly tls: { readonly ca: string; readonly cert: string; readonly key: string };
+    }
+  | {
+      readonly kind: 'nats';
+      readonly servers: readonly string[];
+      readonly mode: 'per-write' | 'batched';
+      readonly streamMaxAgeMs: number;
+      /** -1: unlimited. */
+      readonly streamMaxBytes: number;
+      readonly streamReplicas: number;
+      /** Place this node's stream on the server tagged `tag` in NATS cluster `cluster`. */
+      readonly placement: { readonly cluster: string; readonly tag: string } | undefined;
     };
 
 export type TransportKind = TransportConfig['kind'];
@@ -42,8 +53,8 @@ export interface Config {
 }
 
 /** Kinds this build can run; the others are named so the error can say what is coming. */
-const AVAILABLE = ['none', 'plexus'] as const;
-const PLANNED = ['nats'] as const;
+const AVAILABLE = ['none', 'plexus', 'nats'] as const;
+const PLANNED = [] as const;
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 
 type Env = Readonly<Record<string, string | undefined>>;
@@ -120,6 +131,26 @@ export function loadConfig(env: Env): Config {
       return path;
     };
     transport = { kind: 'plexus', listen, peers, tls: { ca: file('TLS_CA'), cert: file('TLS_CERT'), key: file('TLS_KEY') } };
+  } else if (kind === 'nats') {
+    const servers = (env['NATS_URL'] ?? '').split(',').map((u) => u.trim()).filter(Boolean);
+    if (servers.length === 0) problems.push('NATS_URL is required for REPLICATION_TRANSPORT=nats (e.g. nats://127.0.0.1:4222)');
+    for (const u of servers) if (!/^(nats|tls):\/\/[^\s]+$/.test(u)) problems.push(`NATS_URL: ${JSON.stringify(u)} is not a nats:// or tls:// URL`);
+    const placementRaw = env['NATS_PLACEMENT'];
+    let placement: { cluster: string; tag: string } | undefined;
+    if (placementRaw) {
+      const m = /^([^:\s]+):([^:\s]+)$/.exec(placementRaw);
+      if (m) placement = { cluster: m[1] as string, tag: m[2] as string };
+      else problems.push(`NATS_PLACEMENT must be cluster:tag, got ${JSON.stringify(placementRaw)}`);
+    }
+    transport = {
+      kind: 'nats',
+      servers,
+      mode: oneOf('NATS_PUBLISH_MODE', ['per-write', 'batched'], 'per-write'),
+      streamMaxAgeMs: int('NATS_STREAM_MAX_AGE_MS', 7 * 24 * 3600_000, 1000, Number.MAX_SAFE_INTEGER),
+      streamMaxBytes: env['NATS_STREAM_MAX_BYTES'] ? int('NATS_STREAM_MAX_BYTES', -1, 1024 * 1024, Number.MAX_SAFE_INTEGER) : -1,
+      streamReplicas: int('NATS_STREAM_REPLICAS', 1, 1, 5),
+      placement,
+    };
   }
 
   if (problems.length > 0) throw new ConfigError(problems);

@@ -56,6 +56,14 @@ export class ConfirmTimeoutError extends ReplicaError {
   }
 }
 
+/** The write committed locally, but the broker did not acknowledge it in time (nats per-write). */
+export class ShipTimeoutError extends ReplicaError {
+  readonly code = 'REPLICA_ERR_SHIP_TIMEOUT';
+  constructor(readonly timeoutMs: number) {
+    super(`write committed locally, but the broker did not acknowledge it within ${timeoutMs} ms; it is published once the broker is back`);
+  }
+}
+
 /** The node is starting or shutting down. */
 export class UnavailableError extends ReplicaError {
   readonly code = 'REPLICA_ERR_UNAVAILABLE';
@@ -80,6 +88,7 @@ export const appErrorClasses = {
   REPLICA_ERR_ROUTE_NOT_FOUND: RouteNotFoundError,
   REPLICA_ERR_CONFIRM_INVALID: InvalidConfirmError,
   REPLICA_ERR_CONFIRM_TIMEOUT: ConfirmTimeoutError,
+  REPLICA_ERR_SHIP_TIMEOUT: ShipTimeoutError,
   REPLICA_ERR_UNAVAILABLE: UnavailableError,
   REPLICA_ERR_INTERNAL: InternalError,
 } as const;
@@ -106,6 +115,7 @@ export const httpStatusOf: Readonly<Record<ErrorCode | AppErrorCode, number>> = 
   REPLICA_ERR_ROUTE_NOT_FOUND: 404,
   REPLICA_ERR_CONFIRM_INVALID: 400,
   REPLICA_ERR_CONFIRM_TIMEOUT: 504,
+  REPLICA_ERR_SHIP_TIMEOUT: 504,
   REPLICA_ERR_UNAVAILABLE: 503,
   REPLICA_ERR_INTERNAL: 500,
 };

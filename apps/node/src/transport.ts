@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import type { Logger, ReplicationTransport } from '@replica/transport-api';
+import { natsTransport } from '@replica/transport-nats';
 import { plexusTransport } from '@replica/transport-plexus';
 import type { TransportConfig } from './config.js';
 
@@ -18,6 +19,18 @@ export function transportFromConfig(config: TransportConfig, deps: TransportDeps
           listen: config.listen,
           peers: config.peers,
           tls: { ca: readFileSync(config.tls.ca), cert: readFileSync(config.tls.cert), key: readFileSync(config.tls.key) },
+        },
+        { logger: deps.logger },
+      );
+    case 'nats':
+      return natsTransport(
+        {
+          servers: config.servers,
+          mode: config.mode,
+          streamMaxAgeMs: config.streamMaxAgeMs,
+          streamMaxBytes: config.streamMaxBytes,
+          streamReplicas: config.streamReplicas,
+          ...(config.placement ? { placement: config.placement } : {}),
         },
         { logger: deps.logger },
       );

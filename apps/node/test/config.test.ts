@@ -75,9 +75,49 @@ describe('loadConfig', () => {
     }
   });
 
-  it('requires NODE_NAME for a replicated node, and says which transports are not built yet', () => {
+  it('requires NODE_NAME for a replicated node', () => {
     expect(() => loadConfig({ REPLICATION_TRANSPORT: 'plexus' })).toThrow(/NODE_NAME is required/);
-    expect(() => loadConfig({ REPLICATION_TRANSPORT: 'nats', NODE_NAME: 'n1' })).toThrow(/nats is not available in this build yet/);
+    expect(() => loadConfig({ REPLICATION_TRANSPORT: 'nats', NATS_URL: 'nats://127.0.0.1:4222' })).toThrow(/NODE_NAME is required/);
+  });
+
+  describe('nats', () => {
+    it('reads the servers, publish mode, stream limits and placement', () => {
+      const c = loadConfig({
+        REPLICATION_TRANSPORT: 'nats',
+        NODE_NAME: 'n1',
+        NATS_URL: 'nats://u:p@127.0.0.1:4222, nats://127.0.0.1:4223',
+        NATS_PUBLISH_MODE: 'batched',
+        NATS_STREAM_MAX_AGE_MS: '60000',
+        NATS_STREAM_MAX_BYTES: '1073741824',
+        NATS_STREAM_REPLICAS: '3',
+        NATS_PLACEMENT: 'replica:n1',
+      });
+      expect(c.transport).toEqual({
+        kind: 'nats',
+        servers: ['nats://u:p@127.0.0.1:4222', 'nats://127.0.0.1:4223'],
+        mode: 'batched',
+        streamMaxAgeMs: 60000,
+        streamMaxBytes: 1073741824,
+        streamReplicas: 3,
+        placement: { cluster: 'replica', tag: 'n1' },
+      });
+      expect(loadConfig({ REPLICATION_TRANSPORT: 'nats', NODE_NAME: 'n1', NATS_URL: 'nats://h:1' }).transport).toMatchObject({ mode: 'per-write', streamMaxBytes: -1, streamReplicas: 1, placement: undefined });
+    });
+
+    it('reports every nats problem at once', () => {
+      let problems: readonly string[] = [];
+      try {
+        loadConfig({ REPLICATION_TRANSPORT: 'nats', NODE_NAME: 'n1', NATS_URL: 'http://x', NATS_PUBLISH_MODE: 'sometimes', NATS_STREAM_REPLICAS: '9', NATS_PLACEMENT: 'x' });
+      } catch (e) {
+        problems = (e as ConfigError).problems;
+      }
+      expect(problems).toEqual([
+        'NATS_URL: "http://x" is not a nats:// or tls:// URL',
+        'NATS_PLACEMENT must be cluster:tag, got "x"',
+        'NATS_PUBLISH_MODE must be one of per-write, batched, got "sometimes"',
+        'NATS_STREAM_REPLICAS must be an integer from 1 to 5, got "9"',
+      ]);
+    });
   });
 
   describe('plexus', () => {

@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// pnpm cluster --nodes 3 --transport plexus [--dir d] [--host 127.0.0.1]
+// pnpm cluster --nodes 3 --transport plexus|nats|none [--nats-mode per-write|batched] [--dir d] [--host 127.0.0.1]
 // Starts the nodes, waits until every peer link is up, prints each node's URL and then
 // one JSON line {"nodes":[{"name","url","pid"}, …]}; stops them all on Ctrl-C or SIGTERM.
 import { parseArgs } from 'node:util';
@@ -11,9 +11,10 @@ const { values } = parseArgs({
     transport: { type: 'string', default: 'plexus' },
     dir: { type: 'string' },
     host: { type: 'string', default: '127.0.0.1' },
+    'nats-mode': { type: 'string', default: 'per-write' },
   },
 });
-const transports: ClusterTransport[] = ['plexus', 'none'];
+const transports: ClusterTransport[] = ['plexus', 'nats', 'none'];
 if (!transports.includes(values.transport as ClusterTransport)) {
   console.error(`cluster: --transport must be one of ${transports.join(', ')}`);
   process.exit(2);
@@ -22,6 +23,7 @@ const cluster = await startCluster({
   nodes: Number(values.nodes),
   transport: values.transport as ClusterTransport,
   host: values.host as string,
+  natsMode: values['nats-mode'] === 'batched' ? 'batched' : 'per-write',
   ...(values.dir ? { dir: values.dir } : {}),
 });
 for (const n of cluster.nodes) console.log(`${n.name}  ${n.url}  pid ${n.pid}  log ${n.logFile}`);

@@ -4,12 +4,13 @@ import { createRequire } from 'node:module';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
+import { startNatsCluster, type NatsServer } from '@replica/transport-nats';
 import { createCertificateAuthority, createNodeCertificate } from '@replica/transport-plexus/certs';
 
 /** `node apps/node/dist/main.js`, found through the workspace dependency. */
 export const NODE_MAIN = join(dirname(createRequire(import.meta.url).resolve('@replica/node/package.json')), 'dist', 'main.js');
 
-export type ClusterTransport = 'plexus' | 'none';
+export type ClusterTransport = 'plexus' | 'nats' | 'none';
 
 export interface ClusterOptions {
   readonly nodes: number;
@@ -18,6 +19,10 @@ export interface ClusterOptions {
   readonly dir?: string;
   /** Loopback address every node listens on. Default 127.0.0.1. */
   readonly host?: string;
+  /** nats: how nodes publish (NATS_PUBLISH_MODE). Default per-write. */
+  readonly natsMode?: 'per-write' | 'batched';
+  /** nats: the nats-server binary (default: Debian's /usr/sbin/nats-server, else PATH). */
+  readonly natsServerBin?: string;
   /** Extra environment for every node (LOG_LEVEL, WRITE_DURABILITY, …). */
   readonly env?: Readonly<Record<string, string>>;
   /** Extra Node.js options for every node process (e.g. `--cpu-prof`). */
@@ -37,6 +42,8 @@ export interface ClusterNode {
 export interface Cluster {
   readonly dir: string;
   readonly nodes: readonly ClusterNode[];
+  /** nats: one nats-server per node, in node order. */
+  readonly natsServers: readonly NatsServer[];
   /** Sends `signal` to node i and waits until it exited. */
   kill(i: number, signal?: NodeJS.Signals): Promise<void>;
   /** Starts node i again with its data and ports. */
@@ -123,6 +130,21 @@ export async function startCluster(opts: ClusterOptions): Promise<Cluster> {
     }
   }
 
+  let natsServers: NatsServer[] = [];
+  let stopNats = async () => {};
+  if (opts.transport === 'nats') {
+    const nats = await startNatsCluster({ names, dir: join(dir, 'nats'), host, ...(opts.natsServerBin ? { bin: opts.natsServerBin } : {}) });
+    natsServers = nats.servers;
+    stopNats = nats.stop;
+    for (const [i, name] of names.entries()) {
+      Object.assign(envs[i] as Record<string, string>, {
+        NATS_URL: (natsServers[i] as NatsServer).url,
+        NATS_PLACEMENT: `replica:${name}`,
+        NATS_PUBLISH_MODE: opts.natsMode ?? 'per-write',
+      });
+    }
+  }
+
   const procs = new Map<number, Running>();
   live.add(procs);
   const nodes: ClusterNode[] = names.map((name, i) => ({
@@ -204,6 +226,7 @@ export async function startCluster(opts: ClusterOptions): Promise<Cluster> {
       }),
     );
     live.delete(procs);
+    await stopNats();
     if (ownDir) rmSync(dir, { recursive: true, force: true });
   };
 
@@ -219,6 +242,7 @@ export async function startCluster(opts: ClusterOptions): Promise<Cluster> {
     get nodes() {
       return nodes;
     },
+    natsServers,
     kill,
     restart: (i) => launch(i),
     waitConnected,

@@ -166,6 +166,12 @@ export interface ReplicationTransport {
   stop(): Promise<void>;
   status(): TransportStatus;
   /**
+   * Resolves once the transport has taken over local entry `seq` (a broker's
+   * acknowledgement). Transports that define it make a write's answer wait for it;
+   * the nats transport in `per-write` mode does, as Harper 4.3 did.
+   */
+  shipped?(seq: number): Promise<void>;
+  /**
    * Waits until `count` peers applied the local entry `seq`, or `timeoutMs` passed.
    * Resolves with how many peers confirmed (less than `count` on timeout).
    */
