@@ -61,6 +61,8 @@ export interface NatsInit {
   /** Messages a consumer keeps requested, and the longest a pull request waits. Defaults 256 and 1000 ms. */
   readonly fetchBatch?: number;
   readonly fetchExpiresMs?: number;
+  /** How long a delivered message may stay unacknowledged before the broker redelivers it (e.g. after a crash). Default 5000 ms. */
+  readonly ackWaitMs?: number;
   /** per-write: how long a write waits for its PubAck. Default 5000 ms. */
   readonly publishTimeoutMs?: number;
   /** How often other nodes' streams are looked for, and consumer state refreshed. Default 1000 ms. */
@@ -158,6 +160,7 @@ class Nats implements NatsTransport {
       fetchBatch: init.fetchBatch ?? 256,
       fetchExpiresMs: Math.max(1000, init.fetchExpiresMs ?? 1000), // the client refuses less
       publishTimeoutMs: init.publishTimeoutMs ?? 5000,
+      ackWaitMs: init.ackWaitMs ?? 5000,
       discoverIntervalMs: init.discoverIntervalMs ?? 1000,
     };
   }
@@ -558,7 +561,7 @@ class Nats implements NatsTransport {
             durable_name: node.name,
             ack_policy: AckPolicy.Explicit,
             deliver_policy: DeliverPolicy.All,
-            ack_wait: nanos(30_000),
+            ack_wait: nanos(this.#cfg.ackWaitMs),
             max_ack_pending: 20_000,
           });
           o.consumer = await js.consumers.get(o.stream, node.name);

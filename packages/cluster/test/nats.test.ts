@@ -1,0 +1,69 @@
+import { readFileSync } from 'node:fs';
+import { afterEach, describe, expect, it } from 'vitest';
+import { startCluster, type Cluster } from '../src/index.js';
+import { status, writeLoad } from './load.js';
+
+async function convergedAndComplete(c: Cluster, ids: readonly string[], logs: () => string): Promise<void> {
+  const deadline = Date.now() + 40_000;
+  let digests: string[] = [];
+  for (;;) {
+    const s = await Promise.all(c.nodes.map((n) => status(n.url)));
+    digests = s.map((x) => JSON.stringify(x.tables));
+    if (new Set(digests).size === 1 && (s[0]?.tables['items']?.count ?? 0) >= ids.length) break;
+    if (Date.now() > deadline) throw new Error(`no convergence:\n${digests.join('\n')}\n${logs()}`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  for (const node of c.nodes) {
+    const missing: string[] = [];
+    for (let i = 0; i < ids.length; i += 50) {
+      const got = await Promise.all(ids.slice(i, i + 50).map((id) => fetch(`${node.url}/items/${id}`).then((r) => [id, r.status] as const)));
+      for (const [id, st] of got) if (st !== 200) missing.push(id);
+    }
+    expect(missing, `${node.name} misses acknowledged writes`).toEqual([]);
+  }
+}
+
+describe.each(['per-write', 'batched'] as const)('a 3-process nats cluster (%s)', (natsMode) => {
+  let cluster: Cluster | undefined;
+  afterEach(async () => {
+    await cluster?.stop();
+  });
+  const logsOf = (c: Cluster) => () =>
+    [...c.nodes.map((n) => n.logFile), ...c.natsServers.map((s) => s.logFile)]
+      .map((f) => `--- ${f}\n${readFileSync(f, 'utf8').split('\n').slice(-12).join('\n')}`)
+      .join('\n');
+
+  it('loses no acknowledged write when a node is killed with SIGKILL and restarted under load', async () => {
+    cluster = await startCluster({ nodes: 3, transport: 'nats', natsMode });
+    const c = cluster;
+    const load = writeLoad(c, 'w', 2000, 24);
+    await new Promise((r) => setTimeout(r, 400));
+    await c.kill(2, 'SIGKILL');
+    await new Promise((r) => setTimeout(r, 500));
+    await c.restart(2);
+    const { acked } = await load;
+    const after = await writeLoad(c, 'after', 200, 12);
+    expect(after.failed, logsOf(c)()).toBe(0);
+    expect(acked.length).toBeGreaterThan(1000);
+    await convergedAndComplete(c, [...acked, ...after.acked], logsOf(c));
+  });
+
+  it('keeps every acknowledged write when a nats-server is killed and restarted under load', async () => {
+    cluster = await startCluster({ nodes: 3, transport: 'nats', natsMode, env: { CONFIRM_TIMEOUT_MS: '2000' } });
+    const c = cluster;
+    const load = writeLoad(c, 'w', 2000, 24);
+    await new Promise((r) => setTimeout(r, 400));
+    await c.natsServers[1]?.stop('SIGKILL'); // n2's broker dies: its stream and its consumers are gone for a while
+    await new Promise((r) => setTimeout(r, 1500));
+    await c.natsServers[1]?.restart();
+    const { acked, failed } = await load;
+    // per-write: n2's answers wait for PubAcks, so some time out with 504 while its broker is down
+    if (natsMode === 'batched') expect(failed).toBe(0);
+    const after = await writeLoad(c, 'after', 200, 12);
+    expect(after.failed, logsOf(c)()).toBe(0);
+    await convergedAndComplete(c, [...acked, ...after.acked], logsOf(c));
+    const n2 = (await (await fetch(`${c.nodes[1]?.url}/status`)).json()) as { replication: { counters: Record<string, number> } };
+    expect(n2.replication.counters['disconnects']).toBeGreaterThan(0);
+    expect(n2.replication.counters['reconnects']).toBeGreaterThan(0);
+  });
+});
