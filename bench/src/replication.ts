@@ -17,17 +17,19 @@ const LOADGEN = here('./loadgen.js');
 const { values: args } = parseArgs({
   options: {
     nodes: { type: 'string', default: '3,4' },
-    transports: { type: 'string', default: 'plexus' },
+    transports: { type: 'string', default: 'plexus,nats-per-write,nats-batched' },
     ids: { type: 'string', default: 'random,sequential' },
     records: { type: 'string', default: '60000' },
     warmup: { type: 'string', default: '5000' },
     connections: { type: 'string', default: '500' },
-    baseline: { type: 'boolean', default: true },
+    baseline: { type: 'string', default: 'yes' },
     out: { type: 'string', default: here('../results') },
   },
 });
 const nodeCounts = (args.nodes as string).split(',').map(Number);
-const transports = (args.transports as string).split(',') as ClusterTransport[];
+type Variant = 'none' | 'plexus' | 'nats-per-write' | 'nats-batched';
+const transports = (args.transports as string).split(',') as Variant[];
+for (const t of transports) if (!['plexus', 'nats-per-write', 'nats-batched', 'none'].includes(t)) throw new Error(`--transports: unknown ${t}`);
 const idModes = (args.ids as string).split(',') as IdMode[];
 const records = Number(args.records);
 const warmupRecords = Number(args.warmup);
@@ -35,13 +37,14 @@ const connections = Number(args.connections);
 
 interface Status {
   tables: Record<string, { count: number; digest: string }>;
-  replication: { peers: { counters: Record<string, number> }[] };
+  replication: { peers: { counters: Record<string, number> }[]; counters?: Record<string, number> };
 }
 interface Scrape {
   lag: number[];
   entriesSent: number;
   batchesSent: number;
   cpu: number[];
+  brokerCpu: number[];
 }
 
 const getStatus = async (url: string) => (await (await fetch(`${url}/status`)).json()) as Status;
@@ -54,12 +57,16 @@ async function scrape(cluster: Cluster): Promise<Scrape> {
     const text = await (await fetch(`${n.url}/metrics`)).text();
     let i = 0;
     for (const m of text.matchAll(/^replica_replication_lag_seconds_bucket\{le="([^"]+)"\} (\d+)$/gm)) lag[i] = (lag[i++] ?? 0) + Number(m[2]);
-    for (const p of (await getStatus(n.url)).replication.peers) {
+    const rep = (await getStatus(n.url)).replication;
+    for (const p of rep.peers) {
       entriesSent += p.counters['entriesSent'] ?? 0;
       batchesSent += p.counters['batchesSent'] ?? 0;
     }
+    // nats: entries and messages published to the broker
+    entriesSent += rep.counters?.['published'] ?? 0;
+    batchesSent += rep.counters?.['messagesPublished'] ?? 0;
   }
-  return { lag, entriesSent, batchesSent, cpu: cluster.nodes.map((n) => cpuSeconds(n.pid)) };
+  return { lag, entriesSent, batchesSent, cpu: cluster.nodes.map((n) => cpuSeconds(n.pid)), brokerCpu: cluster.natsServers.map((s) => cpuSeconds(s.pid)) };
 }
 
 const BUCKETS_MS = [1, 2, 3, 5, 7, 10, 15, 20, 30, 50, 70, 100, 150, 200, 300, 500, 700, 1000, 1500, 2000, 3000, 5000, 10_000, 30_000];
@@ -108,14 +115,17 @@ interface Run {
   lagP99Ms: number;
   entriesPerFrame: number;
   cpuSecPer1kWrites: number;
+  brokerCpuSecPer1kWrites: number;
   peakRssMiB: number[];
+  brokerPeakRssMiB: number[];
   loadgenCpuSec: number;
   errors: number;
   verified: boolean;
 }
 
-async function runOne(transport: ClusterTransport, nodes: number, ids: IdMode, index: number): Promise<Run> {
-  const cluster = await startCluster({ nodes, transport });
+async function runOne(variant: Variant, nodes: number, ids: IdMode, index: number): Promise<Run> {
+  const transport: ClusterTransport = variant.startsWith('nats') ? 'nats' : (variant as ClusterTransport);
+  const cluster = await startCluster({ nodes, transport, ...(variant === 'nats-batched' ? { natsMode: 'batched' as const } : {}) });
   try {
     const urls = cluster.nodes.map((n) => n.url);
     const job = (table: string, max: number, prefix: string): LoadJob => ({ urls, connections, durationSec: 600, maxRequests: max, ids, table, idPrefix: prefix });
@@ -127,10 +137,11 @@ async function runOne(transport: ClusterTransport, nodes: number, ids: IdMode, i
     const after = await scrape(cluster);
     const lag = after.lag.map((v, i) => v - (before.lag[i] ?? 0));
     const cpu = after.cpu.reduce((s, v, i) => s + v - (before.cpu[i] ?? 0), 0);
+    const brokerCpu = after.brokerCpu.reduce((s, v, i) => s + v - (before.brokerCpu[i] ?? 0), 0);
     const batches = after.batchesSent - before.batchesSent;
     return {
       transport,
-      mode: transport === 'plexus' ? 'direct' : 'standalone',
+      mode: variant === 'plexus' ? 'direct' : variant === 'none' ? 'standalone' : variant.slice(5),
       nodes,
       ids,
       records: r.ok,
@@ -142,7 +153,9 @@ async function runOne(transport: ClusterTransport, nodes: number, ids: IdMode, i
       lagP99Ms: percentile(lag, 99),
       entriesPerFrame: batches > 0 ? Math.round(((after.entriesSent - before.entriesSent) / batches) * 10) / 10 : 0,
       cpuSecPer1kWrites: Number(((cpu * 1000) / r.ok).toFixed(4)),
+      brokerCpuSecPer1kWrites: Number(((brokerCpu * 1000) / r.ok).toFixed(4)),
       peakRssMiB: cluster.nodes.map((n) => Math.round(peakRss(n.pid) / 2 ** 20)),
+      brokerPeakRssMiB: cluster.natsServers.map((s) => Math.round(peakRss(s.pid) / 2 ** 20)),
       loadgenCpuSec: Number(r.cpuSec.toFixed(2)),
       errors: r.non2xx + r.errors,
       verified: done.digest !== '',
@@ -154,8 +167,8 @@ async function runOne(transport: ClusterTransport, nodes: number, ids: IdMode, i
 
 const runs: Run[] = [];
 let index = 0;
-const plan: [ClusterTransport, number][] = [];
-if (args.baseline) plan.push(['none', 1]);
+const plan: [Variant, number][] = [];
+if (args.baseline !== 'no') plan.push(['none', 1]);
 for (const n of nodeCounts) for (const t of transports) plan.push([t, n]);
 for (const ids of idModes) {
   for (const [t, n] of plan) {
@@ -169,11 +182,11 @@ for (const ids of idModes) {
 const info = machineInfo();
 const result = { benchmark: 'replication', ...info, connections, records, warmupRecords, runs };
 const table = [
-  '| transport | nodes | ids | accepted/s | replicated/s | POST p50/p99 ms | lag p50/p99 ms | entries/frame | CPU s / 1k writes (all nodes) | peak RSS MiB per node | errors | verified |',
-  '|---|---:|---|---:|---:|---|---|---:|---:|---|---:|---|',
+  '| transport | mode | nodes | ids | accepted/s | replicated/s | POST p50/p99 ms | lag p50/p99 ms | entries/frame or message | CPU s / 1k writes: nodes + brokers | peak RSS MiB: nodes; brokers | errors | verified |',
+  '|---|---|---:|---|---:|---:|---|---|---:|---|---|---:|---|',
   ...runs.map(
     (r) =>
-      `| ${r.transport} | ${r.nodes} | ${r.ids} | ${r.acceptedPerSec} | ${r.replicatedPerSec} | ${r.postP50Ms} / ${r.postP99Ms} | ${r.lagP50Ms} / ${r.lagP99Ms} | ${r.entriesPerFrame} | ${r.cpuSecPer1kWrites} | ${r.peakRssMiB.join(', ')} | ${r.errors} | ${r.verified ? 'yes' : 'NO'} |`,
+      `| ${r.transport} | ${r.mode} | ${r.nodes} | ${r.ids} | ${r.acceptedPerSec} | ${r.replicatedPerSec} | ${r.postP50Ms} / ${r.postP99Ms} | ${r.lagP50Ms} / ${r.lagP99Ms} | ${r.entriesPerFrame} | ${r.cpuSecPer1kWrites} + ${r.brokerCpuSecPer1kWrites} | ${r.peakRssMiB.join(', ')}${r.brokerPeakRssMiB.length ? `; ${r.brokerPeakRssMiB.join(', ')}` : ''} | ${r.errors} | ${r.verified ? 'yes' : 'NO'} |`,
   ),
 ].join('\n');
 const header = `Replication — ${info['date']}, sha ${info['sha']}, ${info['cpu']} (${info['cores']} cores), Node ${info['node']}, ${connections} connections, ${records} records per run`;

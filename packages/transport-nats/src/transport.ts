@@ -12,8 +12,8 @@ import {
   type JetStreamManager,
   type JsMsg,
   type NatsConnection,
-  type PubAck,
 } from 'nats';
+import { AsyncPublisher } from './async-publisher.js';
 import {
   MalformedFrameError,
   TransportStateError,
@@ -417,7 +417,7 @@ class Nats implements NatsTransport {
    */
   async #publishLoop(): Promise<void> {
     const node = this.#node as LocalNode;
-    const js = this.#js as JetStreamClient;
+    const publisher = new AsyncPublisher(this.#nc as NatsConnection, this.#cfg.publishTimeoutMs);
     let pos = this.#ownStart();
     const inflight: Promise<void>[] = [];
     let failed = false;
@@ -443,15 +443,12 @@ class Nats implements NatsTransport {
         if (failed || this.#state !== 'started') break;
         const first = batch[0] as LogEntry;
         const last = batch.at(-1) as LogEntry;
-        const p: Promise<void> = js
-          .publish(`${this.#cfg.subjectPrefix}.${node.name}.${first.table}`, encodeBatch(batch), {
-            msgID: `${node.name}:${first.originSeq}-${last.originSeq}`,
-            timeout: this.#cfg.publishTimeoutMs,
-          })
-          .then((ack: PubAck) => {
+        const p: Promise<void> = publisher
+          .publish(`${this.#cfg.subjectPrefix}.${node.name}.${first.table}`, encodeBatch(batch), `${node.name}:${first.originSeq}-${last.originSeq}`)
+          .then(() => {
+            // stored, or a duplicate of one stored before: shipped either way
             this.#counters.messagesPublished++;
             this.#counters.published += batch.length;
-            void ack; // stored, or a duplicate of one stored before: shipped either way
             this.#onPubAck(first.originSeq, last.originSeq, last.seq);
           })
           .catch((err: Error) => {
@@ -463,6 +460,7 @@ class Nats implements NatsTransport {
         inflight.push(p);
       }
     }
+    publisher.close(); // rejects what is still waiting for a PubAck
     await Promise.allSettled(inflight);
   }
 
@@ -559,7 +557,8 @@ class Nats implements NatsTransport {
         if (!o.consumer) {
           await jsm.consumers.add(o.stream, {
             durable_name: node.name,
-            ack_policy: AckPolicy.Explicit,
+            // One ack per applied batch (it covers every earlier message) instead of one per message.
+            ack_policy: AckPolicy.All,
             deliver_policy: DeliverPolicy.All,
             ack_wait: nanos(this.#cfg.ackWaitMs),
             max_ack_pending: 20_000,
@@ -621,11 +620,20 @@ class Nats implements NatsTransport {
     o.applied += r.applied;
     o.deferred += r.deferred;
     const cursor = r.cursors[o.name] ?? 0;
-    for (const { msg, entries } of decoded) {
+    // Acknowledge (AckAll) through the last message before the first one that is not
+    // fully applied; that one and the rest come again, after the missing entries.
+    let lastDone: JsMsg | undefined;
+    let firstPending = -1;
+    for (const [i, { msg, entries }] of decoded.entries()) {
       const last = entries.at(-1);
-      if (!last || last.originSeq <= cursor) msg.ack();
-      else msg.nak(500); // came after a gap: redelivered once the missing entries are in
+      if (last && last.originSeq > cursor) {
+        firstPending = i;
+        break;
+      }
+      lastDone = msg;
     }
+    lastDone?.ack();
+    if (firstPending >= 0) for (const { msg } of decoded.slice(firstPending)) msg.nak(500);
     const newest = all.at(-1);
     if (newest) o.lastAppliedVersionMs = newest.version[0];
     if (r.applied > 0) this.#appliedDirty = true;
