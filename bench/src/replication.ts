@@ -56,7 +56,11 @@ async function scrape(cluster: Cluster): Promise<Scrape> {
   for (const n of cluster.nodes) {
     const text = await (await fetch(`${n.url}/metrics`)).text();
     let i = 0;
-    for (const m of text.matchAll(/^replica_replication_lag_seconds_bucket\{le="([^"]+)"\} (\d+)$/gm)) lag[i] = (lag[i++] ?? 0) + Number(m[2]);
+    for (const m of text.matchAll(/^replica_replication_lag_seconds_bucket\{le="([^"]+)"\} (\d+)$/gm)) {
+      if (m[1] !== '+Inf') bucketsMs[i] = Number(m[1]) * 1000;
+      lag[i] = (lag[i] ?? 0) + Number(m[2]);
+      i++;
+    }
     const rep = (await getStatus(n.url)).replication;
     for (const p of rep.peers) {
       entriesSent += p.counters['entriesSent'] ?? 0;
@@ -69,7 +73,8 @@ async function scrape(cluster: Cluster): Promise<Scrape> {
   return { lag, entriesSent, batchesSent, cpu: cluster.nodes.map((n) => cpuSeconds(n.pid)), brokerCpu: cluster.natsServers.map((s) => cpuSeconds(s.pid)) };
 }
 
-const BUCKETS_MS = [1, 2, 3, 5, 7, 10, 15, 20, 30, 50, 70, 100, 150, 200, 300, 500, 700, 1000, 1500, 2000, 3000, 5000, 10_000, 30_000];
+/** Upper bounds of the nodes' lag histogram buckets, as their /metrics state them. */
+const bucketsMs: number[] = [];
 
 /** Percentile of a cumulative-bucket histogram, interpolated inside the bucket. */
 function percentile(cumulative: number[], p: number): number {
@@ -78,24 +83,26 @@ function percentile(cumulative: number[], p: number): number {
   const target = (p / 100) * total;
   for (let i = 0; i < cumulative.length; i++) {
     if ((cumulative[i] as number) >= target) {
-      const lo = i === 0 ? 0 : (BUCKETS_MS[i - 1] as number);
-      const hi = BUCKETS_MS[i] ?? lo * 2;
+      const lo = i === 0 ? 0 : (bucketsMs[i - 1] as number);
+      const hi = bucketsMs[i] ?? lo * 2;
       const below = i === 0 ? 0 : (cumulative[i - 1] as number);
       const inBucket = (cumulative[i] as number) - below;
       return Math.round((lo + ((hi - lo) * (target - below)) / Math.max(1, inBucket)) * 10) / 10;
     }
   }
-  return BUCKETS_MS.at(-1) as number;
+  return bucketsMs.at(-1) as number;
 }
 
 /** Waits until every node holds `count` records in `table` with one digest; returns when (ms). */
-async function waitReplicated(cluster: Cluster, table: string, count: number, timeoutMs: number): Promise<{ at: number; digest: string }> {
+async function waitReplicated(cluster: Cluster, table: string, count: number, timeoutMs: number): Promise<{ at: number; digest: string; exact: boolean }> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const s = await Promise.all(cluster.nodes.map((n) => getStatus(n.url)));
     const at = Date.now();
     const t = s.map((x) => x.tables[table]);
-    if (t.every((x) => x && x.count >= count) && new Set(t.map((x) => x?.digest)).size === 1) return { at, digest: t[0]?.digest ?? '' };
+    if (t.every((x) => x && x.count >= count) && new Set(t.map((x) => x?.digest)).size === 1) {
+      return { at, digest: t[0]?.digest ?? '', exact: t.every((x) => x?.count === count) };
+    }
     if (at > deadline) throw new Error(`not replicated within ${timeoutMs} ms: ${JSON.stringify(t)} (want ${count})`);
     await new Promise((r) => setTimeout(r, 25));
   }
@@ -158,7 +165,8 @@ async function runOne(variant: Variant, nodes: number, ids: IdMode, index: numbe
       brokerPeakRssMiB: cluster.natsServers.map((s) => Math.round(peakRss(s.pid) / 2 ** 20)),
       loadgenCpuSec: Number(r.cpuSec.toFixed(2)),
       errors: r.non2xx + r.errors,
-      verified: done.digest !== '',
+      // every node holds exactly the acknowledged records, with one digest
+      verified: done.exact && r.non2xx + r.errors === 0,
     };
   } finally {
     await cluster.stop();

@@ -1,7 +1,7 @@
 import { mkdirSync } from 'node:fs';
 import { pino } from 'pino';
 import { Store } from '@replica/storage';
-import { ConfigError } from '@replica/transport-api';
+import { ConfigError, type ReplicationTransport } from '@replica/transport-api';
 import { buildApp } from './app.js';
 import { loadConfig, type Config } from './config.js';
 import { transportFromConfig } from './transport.js';
@@ -27,7 +27,14 @@ async function main(): Promise<void> {
     retention: config.retention,
   });
   const logger = pino({ level: config.logLevel });
-  const transport = transportFromConfig(config.transport, { logger: logger.child({ component: 'replication' }) });
+  let transport: ReplicationTransport | undefined;
+  try {
+    transport = transportFromConfig(config.transport, { logger: logger.child({ component: 'replication' }) });
+  } catch (err) {
+    logger.fatal({ err }, 'cannot set up the replication transport');
+    await store.close();
+    process.exit(1);
+  }
   const app = buildApp(config, { store, transport, logger });
 
   let stopping: Promise<void> | undefined;

@@ -19,15 +19,25 @@ if (!transports.includes(values.transport as ClusterTransport)) {
   console.error(`cluster: --transport must be one of ${transports.join(', ')}`);
   process.exit(2);
 }
-const cluster = await startCluster({
+// Signals during start-up stop what was started as soon as it is up.
+let cluster: Awaited<ReturnType<typeof startCluster>> | undefined;
+let stopping = false;
+const shutdown = () => {
+  stopping = true;
+  if (cluster) void cluster.stop().then(() => process.exit(0));
+};
+process.once('SIGINT', shutdown);
+process.once('SIGTERM', shutdown);
+cluster = await startCluster({
   nodes: Number(values.nodes),
   transport: values.transport as ClusterTransport,
   host: values.host as string,
   natsMode: values['nats-mode'] === 'batched' ? 'batched' : 'per-write',
   ...(values.dir ? { dir: values.dir } : {}),
 });
+if (stopping) {
+  await cluster.stop();
+  process.exit(0);
+}
 for (const n of cluster.nodes) console.log(`${n.name}  ${n.url}  pid ${n.pid}  log ${n.logFile}`);
 console.log(JSON.stringify({ nodes: cluster.nodes.map(({ name, url, pid }) => ({ name, url, pid })) }));
-const shutdown = () => void cluster.stop().then(() => process.exit(0));
-process.once('SIGINT', shutdown);
-process.once('SIGTERM', shutdown);

@@ -26,6 +26,7 @@ if (!values.out) problems.push('--out is required');
 const nodes = (values.nodes ?? '').split(',').filter(Boolean);
 if (nodes.length === 0) problems.push('--nodes is required');
 for (const n of nodes) if (!isNodeName(n)) problems.push(`invalid node name ${JSON.stringify(n)}`);
+if (nodes.includes('ca')) problems.push('a node cannot be named "ca" (its files would replace the CA\'s)');
 const days = Number(values.days);
 if (!Number.isInteger(days) || days < 1) problems.push('--days must be a positive integer');
 if (problems.length > 0) {
@@ -36,7 +37,8 @@ if (problems.length > 0) {
 const out = values.out as string;
 mkdirSync(out, { recursive: true });
 const write = (file: string, text: string, secret: boolean) => {
-  writeFileSync(join(out, file), text);
+  // Keys are created with mode 0600 (never readable by others, even briefly); an existing file is narrowed too.
+  writeFileSync(join(out, file), text, secret ? { mode: 0o600 } : {});
   if (secret) chmodSync(join(out, file), 0o600);
 };
 // Reuse an existing CA in the directory, so nodes can be added to a running cluster.

@@ -1,3 +1,5 @@
+import { X509Certificate } from 'node:crypto';
+import { isIP } from 'node:net';
 import { connect, createServer, type Server, type TLSSocket } from 'node:tls';
 import {
   MalformedFrameError,
@@ -263,6 +265,15 @@ class Plexus implements PlexusTransport {
 
   async start(node: LocalNode, opts: StartOptions = {}): Promise<void> {
     if (this.#state !== 'new') throw new TransportStateError(this.kind, this.#state, `cannot start a transport that is ${this.#state}`);
+    let certName: string;
+    try {
+      certName = /(?:^|\n)CN=([^\n]+)/.exec(new X509Certificate(this.init.tls.cert).subject)?.[1] ?? '';
+    } catch (err) {
+      throw new TransportStateError(this.kind, 'new', `TLS certificate cannot be read: ${(err as Error).message}`);
+    }
+    if (certName !== node.name) {
+      throw new TransportStateError(this.kind, 'new', `this node is ${node.name} but its certificate names ${certName || 'nobody'}; peers would refuse it`);
+    }
     this.#state = 'started';
     this.#node = node;
     for (const peer of this.init.peers) {
@@ -272,7 +283,9 @@ class Plexus implements PlexusTransport {
     this.#unsubscribe = node.onCommit(() => {
       for (const link of this.#links.values()) link.wake();
     });
-    const server = createServer(
+    let server: Server;
+    try {
+      server = createServer(
       {
         ca: this.init.tls.ca,
         cert: this.init.tls.cert,
@@ -286,6 +299,11 @@ class Plexus implements PlexusTransport {
       },
       (socket) => this.#accepted(socket),
     );
+    } catch (err) {
+      this.#state = 'stopped';
+      this.#unsubscribe();
+      throw new TransportStateError(this.kind, 'new', `TLS material is not usable: ${(err as Error).message}`);
+    }
     server.on('tlsClientError', (err, socket) => {
       this.#reject('unknown', rejectionReason(err as { code?: string }), socket.remoteAddress, err);
     });
@@ -385,7 +403,7 @@ class Plexus implements PlexusTransport {
     const socket = connect({
       host,
       port,
-      servername: /^[\d.:]+$/.test(host) ? undefined : host,
+      servername: isIP(host) ? undefined : host,
       ca: this.init.tls.ca,
       cert: this.init.tls.cert,
       key: this.init.tls.key,
@@ -531,6 +549,8 @@ class Plexus implements PlexusTransport {
     for (const link of this.#links.values()) {
       const s = link.socket;
       if (!s) continue;
+      // While this side holds back reading (applies lag behind), the peer is not silent.
+      if (s.isPaused() || link.applying) link.lastReceived = now;
       if (now - link.lastReceived > this.#cfg.deadAfterMs) {
         this.log.warn({ peer: link.name, silentMs: now - link.lastReceived }, 'plexus: peer silent, disconnecting');
         s.destroy();
@@ -656,6 +676,9 @@ class Plexus implements PlexusTransport {
     } finally {
       link.applying = false;
       if (socket.isPaused() && link.socket === socket) socket.resume();
+      // A newer connection queued frames while this (older) loop was still applying.
+      const current = link.socket;
+      if (current && current !== socket && link.queue.length > 0) void this.#applyLoop(link, current, node);
     }
   }
 

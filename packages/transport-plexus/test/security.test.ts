@@ -81,6 +81,15 @@ describe('plexus mutual TLS', () => {
     await stillReplicates();
   });
 
+  it('refuses to start with a certificate that names another node', async () => {
+    c = await plexusCluster(2);
+    const { plexusTransport } = await import('../src/index.js');
+    const { TransportStateError } = await import('@replica/transport-api');
+    const t = plexusTransport({ listen: { host: '127.0.0.1', port: 0 }, peers: c.peers, tls: { ca: c.certs.ca.cert, ...(c.certs.nodes['n1'] as { cert: string; key: string }) } });
+    await expect(t.start(c.nodes[0]!.store)).rejects.toBeInstanceOf(TransportStateError);
+    await expect(t.start(c.nodes[0]!.store)).rejects.toThrow(/cannot start a transport that is|certificate names n1/);
+  });
+
   it('a dialer refuses a server whose certificate names another node', async () => {
     // n0 dials n1's address, but n1's address is served by a node holding n2's certificate.
     c = await plexusCluster(3);
