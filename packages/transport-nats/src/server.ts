@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, openSync, closeSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 
@@ -107,7 +107,10 @@ export async function startNatsServer(
     child.once('error', () => {}); // a missing binary surfaces as the readiness error below
     const deadline = Date.now() + (opts.readyTimeoutMs ?? 20_000);
     for (;;) {
-      if (child.exitCode !== null || child.signalCode !== null) throw new Error(`nats-server ${opts.name} exited during start-up; see ${logFile}`);
+      if (child.exitCode !== null || child.signalCode !== null) {
+        const tail = readFileSync(logFile, 'utf8').split('\n').slice(-5).join('\n');
+        throw new Error(`nats-server ${opts.name} exited during start-up (${logFile}):\n${tail}`);
+      }
       try {
         const r = await fetch(`http://${host}:${opts.httpPort}/healthz`, { signal: AbortSignal.timeout(1000) });
         if (r.ok) return;
@@ -164,8 +167,21 @@ export interface NatsClusterOptions {
   readonly clusterAuth?: { readonly user: string; readonly password: string };
 }
 
-/** n clustered nats-servers with JetStream, one per name, on free ports. */
+/**
+ * n clustered nats-servers with JetStream, one per name, on free ports. A port can be
+ * taken between the check and the server's bind; such a start is retried with new ports.
+ */
 export async function startNatsCluster(o: NatsClusterOptions): Promise<{ servers: NatsServer[]; stop(): Promise<void> }> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startNatsClusterOnce(o);
+    } catch (err) {
+      if (attempt >= 3 || !/address already in use|exited during start-up/i.test((err as Error).message)) throw err;
+    }
+  }
+}
+
+async function startNatsClusterOnce(o: NatsClusterOptions): Promise<{ servers: NatsServer[]; stop(): Promise<void> }> {
   const host = o.host ?? '127.0.0.1';
   const ports: { client: number; cluster: number; http: number }[] = [];
   for (const _ of o.names) ports.push({ client: await freePort(host), cluster: await freePort(host), http: await freePort(host) });
