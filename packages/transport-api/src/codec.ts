@@ -1,7 +1,7 @@
 import { Packr } from 'msgpackr';
 import { MalformedFrameError } from './errors.js';
 import { isNodeName, isRecordId, isTableName } from './names.js';
-import type { LogEntry, RecordValue, Version } from './types.js';
+import type { LogEntry, RecordValue, SnapshotRecord, Version } from './types.js';
 
 /**
  * The batch codec both transports use: a msgpack array `[CODEC_VERSION, ...entries]`,
@@ -106,4 +106,37 @@ function decodeEntry(t: unknown, index: number): LogEntry {
   if (value === null || typeof value !== 'object' || Array.isArray(value)) bad('put value is not an object');
   if ((value as { id?: unknown }).id !== id) bad('put value id does not match the entry id');
   return { ...base, op: 'put', value: value as RecordValue };
+}
+
+type SnapshotTuple = [table: string, id: string, wallMs: number, counter: number, node: string, value: RecordValue | null];
+
+/** Encodes records of a snapshot (a merge resync): a msgpack array of 6-tuples. */
+export function encodeSnapshot(records: readonly SnapshotRecord[]): Buffer {
+  const tuples: SnapshotTuple[] = records.map((r) => [r.table, r.id, r.version[0], r.version[1], r.version[2], r.value ?? null]);
+  return packr.pack(tuples);
+}
+
+/** Decodes and validates snapshot records; anything off is a {@link MalformedFrameError}. */
+export function decodeSnapshot(payload: Uint8Array): SnapshotRecord[] {
+  let raw: unknown;
+  try {
+    raw = packr.unpack(payload);
+  } catch (cause) {
+    throw new MalformedFrameError('snapshot frame is not msgpack', { cause });
+  }
+  if (!Array.isArray(raw)) throw new MalformedFrameError('snapshot frame is not an array');
+  return raw.map((t: unknown, i) => {
+    if (!Array.isArray(t) || t.length !== 6) throw new MalformedFrameError(`snapshot record ${i} is not a 6-tuple`);
+    const [table, id, wall, counter, node, value] = t as unknown[];
+    if (!isTableName(table) || !isRecordId(id)) throw new MalformedFrameError(`snapshot record ${i}: bad table or id`);
+    if (!Number.isSafeInteger(wall) || !Number.isSafeInteger(counter) || !isNodeName(node)) {
+      throw new MalformedFrameError(`snapshot record ${i}: bad version`);
+    }
+    const version = [wall as number, counter as number, node as string] as const;
+    if (value === null) return { table, id, version };
+    if (typeof value !== 'object' || Array.isArray(value) || (value as { id?: unknown }).id !== id) {
+      throw new MalformedFrameError(`snapshot record ${i}: bad value`);
+    }
+    return { table, id, version, value: value as RecordValue };
+  });
 }

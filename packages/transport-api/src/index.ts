@@ -1,4 +1,4 @@
 export * from './types.js';
 export * from './errors.js';
 export * from './names.js';
-export { CODEC_VERSION, decodeBatch, encodeBatch } from './codec.js';
+export { CODEC_VERSION, decodeBatch, decodeSnapshot, encodeBatch, encodeSnapshot } from './codec.js';

@@ -5,12 +5,14 @@ import {
   RetentionPolicy,
   StorageType,
   connect,
+  createInbox,
   nanos,
   type Consumer,
   type ConsumerMessages,
   type JetStreamClient,
   type JetStreamManager,
   type JsMsg,
+  type Msg,
   type NatsConnection,
 } from 'nats';
 import { AsyncPublisher } from './async-publisher.js';
@@ -18,7 +20,9 @@ import {
   MalformedFrameError,
   TransportStateError,
   decodeBatch,
+  decodeSnapshot,
   encodeBatch,
+  encodeSnapshot,
   silentLogger,
   type LocalNode,
   type LogEntry,
@@ -104,6 +108,7 @@ interface Origin {
   applied: number;
   deferred: number;
   lastAppliedVersionMs: number;
+  resyncs: number;
 }
 
 interface Waiter {
@@ -210,6 +215,11 @@ class Nats implements NatsTransport {
       },
     });
     this.#loops.push(sub.closed.then(() => {}));
+    // Any node can serve a merge resync of what it holds.
+    const snapSub = nc.subscribe(`${this.#cfg.subjectPrefix}._snapshot.${node.name}`, {
+      callback: (_err, msg) => void this.#serveSnapshot(msg).catch((err: Error) => this.log.warn({ err: err.message }, 'nats: serving a snapshot failed')),
+    });
+    this.#loops.push(snapSub.closed.then(() => {}));
     this.#loops.push(this.#publishLoop());
     await this.#discover();
     this.#timers.push(setInterval(() => void this.#discover().catch((err: Error) => this.log.warn({ err: err.message }, 'nats: discovery failed')), this.#cfg.discoverIntervalMs));
@@ -265,6 +275,7 @@ class Nats implements NatsTransport {
         messagesFetched: o.fetched,
         entriesApplied: o.applied,
         entriesDeferred: o.deferred,
+        resyncs: o.resyncs,
       },
       info: { stream: o.stream, consumer: node?.name ?? '' },
       appliedThrough: { [o.name]: node?.cursors()[o.name] ?? 0 },
@@ -319,7 +330,7 @@ class Nats implements NatsTransport {
       max_age: nanos(this.#cfg.streamMaxAgeMs),
       max_bytes: this.#cfg.streamMaxBytes,
       num_replicas: this.#cfg.streamReplicas,
-      duplicate_window: nanos(120_000),
+      duplicate_window: nanos(Math.min(120_000, this.#cfg.streamMaxAgeMs)),
       ...(this.init.placement ? { placement: { cluster: this.init.placement.cluster, tags: [this.init.placement.tag] } } : {}),
     };
     try {
@@ -530,7 +541,7 @@ class Nats implements NatsTransport {
       const origin = name.slice(prefix.length);
       let o = this.#origins.get(origin);
       if (!o) {
-        o = { name: origin, stream: name, consumer: undefined, messages: undefined, running: false, pending: 0, ackPending: 0, redelivered: 0, fetched: 0, applied: 0, deferred: 0, lastAppliedVersionMs: 0 };
+        o = { name: origin, stream: name, consumer: undefined, messages: undefined, running: false, pending: 0, ackPending: 0, redelivered: 0, fetched: 0, applied: 0, deferred: 0, lastAppliedVersionMs: 0, resyncs: 0 };
         this.#origins.set(origin, o);
       }
       if (!o.running) {
@@ -633,10 +644,103 @@ class Nats implements NatsTransport {
       lastDone = msg;
     }
     lastDone?.ack();
-    if (firstPending >= 0) for (const { msg } of decoded.slice(firstPending)) msg.nak(500);
+    if (firstPending >= 0) {
+      for (const { msg } of decoded.slice(firstPending)) msg.nak(500);
+      await this.#resyncIfDiscarded(o, node, cursor);
+    }
     const newest = all.at(-1);
     if (newest) o.lastAppliedVersionMs = newest.version[0];
     if (r.applied > 0) this.#appliedDirty = true;
+  }
+
+  // ------------------------------------------------------------ merge resync
+
+  /**
+   * A gap that the stream can no longer fill (its limits discarded the entries this
+   * node needs) is closed by a merge resync from the origin, or else from any peer.
+   */
+  async #resyncIfDiscarded(o: Origin, node: LocalNode, cursor: number): Promise<void> {
+    const jsm = this.#jsm as JetStreamManager;
+    const info = await jsm.streams.info(o.stream);
+    if (info.state.messages === 0) return;
+    const first = decodeBatch((await jsm.streams.getMessage(o.stream, { seq: info.state.first_seq })).data)[0];
+    if (!first || cursor + 1 >= first.originSeq) return; // still in the stream: redelivery fills it
+    this.log.warn(
+      { origin: o.name, cursor, oldestInStream: first.originSeq },
+      'nats: MERGE RESYNC: the stream discarded entries this node has not applied (stream limits); merging a snapshot',
+    );
+    o.resyncs++;
+    const sources = [o.name, ...[...this.#origins.keys()].filter((n) => n !== o.name)];
+    for (const source of sources) {
+      try {
+        await this.#requestSnapshot(source, node);
+      } catch (err) {
+        this.log.warn({ origin: o.name, source, err: (err as Error).message }, 'nats: snapshot source failed; trying the next');
+        continue;
+      }
+      if ((node.cursors()[o.name] ?? 0) + 1 >= first.originSeq) {
+        this.log.warn({ origin: o.name, source, cursor: node.cursors()[o.name] }, 'nats: merge resync complete');
+        return;
+      }
+    }
+    this.log.error({ origin: o.name }, 'nats: no node could resync this origin yet; will retry');
+  }
+
+  /**
+   * Asks `source` for a snapshot; it sends begin (cursors), record chunks and end to
+   * our inbox as requests, each answered once merged, so the transfer is paced by us.
+   */
+  async #requestSnapshot(source: string, node: LocalNode): Promise<void> {
+    const nc = this.#nc as NatsConnection;
+    const inbox = createInbox();
+    let cursors: Record<string, number> = {};
+    let timer: NodeJS.Timeout | undefined;
+    const sub = nc.subscribe(inbox);
+    const done = (async () => {
+      for await (const m of sub) {
+        const type = m.data[0];
+        if (type === 1) cursors = JSON.parse(new TextDecoder().decode(m.data.subarray(1))) as Record<string, number>;
+        else if (type === 2) await node.mergeSnapshot(decodeSnapshot(m.data.subarray(1)));
+        else if (type === 3) {
+          await node.adoptCursors(cursors);
+          m.respond();
+          return;
+        }
+        m.respond();
+      }
+      throw new Error('snapshot subscription closed');
+    })();
+    try {
+      nc.publish(`${this.#cfg.subjectPrefix}._snapshot.${source}`, new Uint8Array(0), { reply: inbox });
+      await Promise.race([
+        done,
+        new Promise((_, reject) => (timer = setTimeout(() => reject(new Error(`no snapshot from ${source} within 120 s`)), 120_000))),
+        this.#stopped.then(() => Promise.reject(new Error('stopped'))),
+      ]);
+    } finally {
+      clearTimeout(timer);
+      sub.unsubscribe();
+    }
+  }
+
+  async #serveSnapshot(req: Msg): Promise<void> {
+    const nc = this.#nc as NatsConnection;
+    const node = this.#node as LocalNode;
+    if (!req.reply) return;
+    const snap = node.snapshot(500);
+    const send = (type: number, body: Uint8Array) => {
+      const data = new Uint8Array(body.length + 1);
+      data[0] = type;
+      data.set(body, 1);
+      return nc.request(req.reply as string, data, { timeout: 30_000 });
+    };
+    this.log.warn({ to: req.reply }, 'nats: serving a merge resync snapshot');
+    await send(1, new TextEncoder().encode(JSON.stringify(snap.cursors)));
+    for (const batch of snap.batches) {
+      if (this.#state !== 'started') return;
+      await send(2, encodeSnapshot(batch));
+    }
+    await send(3, new Uint8Array(0));
   }
 
   /** Tells the other nodes how far this node applied each origin (for their confirmations). */

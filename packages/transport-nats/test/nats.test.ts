@@ -62,6 +62,25 @@ describe('nats transport', () => {
     expect(n1.store.verify()).toEqual([]);
   });
 
+  it('brings back a consumer that fell behind the stream limits with a merge resync', async () => {
+    // n0's stream keeps messages for 1 s only; n1 is away for longer than that.
+    c = await natsCluster(2, 'batched', (i) => (i === 0 ? { streamMaxAgeMs: 1000 } : {}));
+    await c.nodes[0]?.put('t', { id: 'before' });
+    await converged(c.nodes, 15_000);
+    await c.stopNode(1);
+    await Promise.all(Array.from({ length: 50 }, (_, i) => c!.nodes[0]?.put('t', { id: `away-${i}` })));
+    await c.nodes[0]?.delete('t', 'before');
+    await new Promise((r) => setTimeout(r, 2500)); // the stream discards those messages
+    await Promise.all(Array.from({ length: 5 }, (_, i) => c!.nodes[0]?.put('t', { id: `late-${i}` })));
+    await c.startNode(1);
+    await converged(c.nodes, 20_000);
+    const n1 = c.nodes[1]!;
+    expect(n1.tables().t?.count).toBe(55);
+    expect(n1.get('t', 'before')).toBeUndefined(); // the delete travelled in the snapshot
+    expect(n1.transport.status().peers[0]?.counters['resyncs']).toBeGreaterThanOrEqual(1);
+    expect(n1.store.verify()).toEqual([]);
+  });
+
   it('writes a server config with JetStream, cluster routes, auth and a placement tag', () => {
     const text = natsServerConfig({
       name: 'n1',

@@ -6,7 +6,8 @@ import {
   isRecordId,
   isTableName,
   type Cursors,
-  type RecordValue,
+  decodeSnapshot,
+  encodeSnapshot,
   type SnapshotRecord,
 } from '@replica/transport-api';
 
@@ -195,33 +196,10 @@ export function decodeCursorsMessage(payload: Buffer): Cursors {
   return cursorsOf(unpack(payload)['cursors']);
 }
 
-type SnapshotTuple = [table: string, id: string, wallMs: number, counter: number, node: string, value: RecordValue | null];
-
 export function encodeSnapshotFrame(records: readonly SnapshotRecord[]): Buffer {
-  const tuples: SnapshotTuple[] = records.map((r) => [r.table, r.id, r.version[0], r.version[1], r.version[2], r.value ?? null]);
-  return encodeFrame(Frame.snapshot, packr.pack(tuples));
+  return encodeFrame(Frame.snapshot, encodeSnapshot(records));
 }
 
 export function decodeSnapshotFrame(payload: Buffer): SnapshotRecord[] {
-  let raw: unknown;
-  try {
-    raw = packr.unpack(payload);
-  } catch (cause) {
-    throw new MalformedFrameError('snapshot frame is not msgpack', { cause });
-  }
-  if (!Array.isArray(raw)) throw new MalformedFrameError('snapshot frame is not an array');
-  return raw.map((t: unknown, i) => {
-    if (!Array.isArray(t) || t.length !== 6) throw new MalformedFrameError(`snapshot record ${i} is not a 6-tuple`);
-    const [table, id, wall, counter, node, value] = t as unknown[];
-    if (!isTableName(table) || !isRecordId(id)) throw new MalformedFrameError(`snapshot record ${i}: bad table or id`);
-    if (!Number.isSafeInteger(wall) || !Number.isSafeInteger(counter) || !isNodeName(node)) {
-      throw new MalformedFrameError(`snapshot record ${i}: bad version`);
-    }
-    const version = [wall as number, counter as number, node as string] as const;
-    if (value === null) return { table, id, version };
-    if (typeof value !== 'object' || Array.isArray(value) || (value as { id?: unknown }).id !== id) {
-      throw new MalformedFrameError(`snapshot record ${i}: bad value`);
-    }
-    return { table, id, version, value: value as RecordValue };
-  });
+  return decodeSnapshot(payload);
 }
