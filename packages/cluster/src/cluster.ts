@@ -1,10 +1,9 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createWriteStream, mkdirSync, mkdtempSync, rmSync, writeFileSync, type WriteStream } from 'node:fs';
 import { createRequire } from 'node:module';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { startNatsCluster, type NatsServer } from '@replica/transport-nats';
+import { freePort, startNatsCluster, type NatsServer } from '@replica/transport-nats';
 import { createCertificateAuthority, createNodeCertificate } from '@replica/transport-plexus/certs';
 
 /** `node apps/node/dist/main.js`, found through the workspace dependency. */
@@ -52,18 +51,6 @@ export interface Cluster {
   waitConnected(timeoutMs?: number): Promise<void>;
   /** Stops every process (SIGTERM, then SIGKILL after 10 s); removes a temp dir. Idempotent. */
   stop(): Promise<void>;
-}
-
-/** A TCP port that was free a moment ago on `host`. */
-export function freePort(host = '127.0.0.1'): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, host, () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
 }
 
 interface Running {

@@ -1,1 +1,2 @@
-export { NODE_MAIN, freePort, startCluster, type Cluster, type ClusterNode, type ClusterOptions, type ClusterTransport } from './cluster.js';
+export { freePort } from '@replica/transport-nats';
+export { NODE_MAIN, startCluster, type Cluster, type ClusterNode, type ClusterOptions, type ClusterTransport } from './cluster.js';

@@ -1,4 +1,5 @@
 import {
+  ConfirmationWaiters,
   TransportStateError,
   type LocalNode,
   type LogEntry,
@@ -119,7 +120,7 @@ class MemoryTransport implements ReplicationTransport {
   readonly #network: MemoryNetwork;
   readonly #batchSize: number;
   readonly #links = new Map<string, Link>();
-  readonly #waiters = new Set<() => void>();
+  readonly #waiters = new ConfirmationWaiters();
   #unsubscribe: (() => void) | undefined;
   #onAbort: (() => void) | undefined;
   #signal: AbortSignal | undefined;
@@ -174,7 +175,7 @@ class MemoryTransport implements ReplicationTransport {
 
   /** @internal called by a link after a peer confirmed a batch */
   acked(): void {
-    for (const w of [...this.#waiters]) w();
+    this.#waiters.notify();
   }
 
   async stop(): Promise<void> {
@@ -189,7 +190,7 @@ class MemoryTransport implements ReplicationTransport {
     const done: Promise<void>[] = [];
     for (const peer of this.#links.keys()) done.push(this.disconnect(peer));
     for (const peer of this.#network.members.values()) done.push(peer.disconnect(this.name));
-    for (const w of [...this.#waiters]) w();
+    this.#waiters.notify();
     await Promise.all(done);
   }
 
@@ -212,18 +213,6 @@ class MemoryTransport implements ReplicationTransport {
 
   waitForReplicas(seq: number, count: number, timeoutMs: number): Promise<number> {
     const confirmed = () => [...this.#links.values()].filter((l) => l.ackedSeq >= seq).length;
-    if (confirmed() >= count || this.#state !== 'started') return Promise.resolve(confirmed());
-    return new Promise((resolve) => {
-      const finish = () => {
-        clearTimeout(timer);
-        this.#waiters.delete(check);
-        resolve(confirmed());
-      };
-      const check = () => {
-        if (confirmed() >= count || this.#state !== 'started') finish();
-      };
-      const timer = setTimeout(finish, timeoutMs);
-      this.#waiters.add(check);
-    });
+    return this.#waiters.wait(confirmed, count, timeoutMs, () => this.#state === 'started');
   }
 }

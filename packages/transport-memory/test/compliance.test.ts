@@ -2,22 +2,11 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Store } from '@replica/storage';
-import { runTransportSuite, type SuiteCluster, type SuiteNode } from '@replica/transport-api/testing';
+import { runTransportSuite, suiteNode, type SuiteCluster, type SuiteNode } from '@replica/transport-api/testing';
 import { MemoryNetwork, memoryTransport } from '../src/index.js';
 
 function node(store: Store, network: MemoryNetwork): SuiteNode & { store: Store } {
-  const transport = memoryTransport({ network, batchSize: 16 });
-  return {
-    name: store.name,
-    store,
-    transport,
-    put: (table, value) => store.put(table, value),
-    delete: (table, id) => store.delete(table, id),
-    get: (table, id) => store.get(table, id),
-    tables: () => store.tables(),
-    cursors: () => store.cursors(),
-    readLog: (from, limit) => store.readLog(from, limit),
-  };
+  return suiteNode(store, memoryTransport({ network, batchSize: 16 }));
 }
 
 runTransportSuite({

@@ -17,6 +17,7 @@ import {
 } from 'nats';
 import { AsyncPublisher } from './async-publisher.js';
 import {
+  ConfirmationWaiters,
   MalformedFrameError,
   TransportStateError,
   decodeBatch,
@@ -140,7 +141,7 @@ class Nats implements NatsTransport {
   readonly #confirmed = new Map<string, number>();
   /** Local seq → writers waiting for its PubAck (per-write). */
   readonly #shipWaiters = new Map<number, Waiter[]>();
-  readonly #confirmWaiters = new Set<() => void>();
+  readonly #confirmWaiters = new ConfirmationWaiters();
   /** Highest local seq whose PubAck arrived. */
   #shippedSeq = 0;
   #publishedOriginSeq = 0;
@@ -206,7 +207,7 @@ class Nats implements NatsTransport {
           const mine = cursors[node.name];
           if (typeof mine === 'number' && mine > (this.#confirmed.get(from) ?? 0)) {
             this.#confirmed.set(from, mine);
-            for (const w of [...this.#confirmWaiters]) w();
+            this.#confirmWaiters.notify();
           }
           if (!this.#origins.has(from)) void this.#discover().catch(() => {});
         } catch {
@@ -249,7 +250,7 @@ class Nats implements NatsTransport {
     const err = new TransportStateError(this.kind, 'stopped', 'transport stopped before the broker acknowledged the write');
     for (const ws of this.#shipWaiters.values()) for (const w of ws) w.reject(err);
     this.#shipWaiters.clear();
-    for (const w of [...this.#confirmWaiters]) w();
+    this.#confirmWaiters.notify();
     this.#halt();
     await this.#nc?.close().catch(() => {});
     // The client's status and fetch iterators do not always end on close; the loops
@@ -298,19 +299,7 @@ class Nats implements NatsTransport {
     const node = this.#node;
     const originSeq = node?.readLog(seq, 1)[0]?.originSeq ?? Number.POSITIVE_INFINITY;
     const confirmed = () => [...this.#confirmed.values()].filter((c) => c >= originSeq).length;
-    if (confirmed() >= count || this.#state !== 'started') return Promise.resolve(confirmed());
-    return new Promise((resolve) => {
-      const finish = () => {
-        clearTimeout(timer);
-        this.#confirmWaiters.delete(check);
-        resolve(confirmed());
-      };
-      const check = () => {
-        if (confirmed() >= count || this.#state !== 'started') finish();
-      };
-      const timer = setTimeout(finish, timeoutMs);
-      this.#confirmWaiters.add(check);
-    });
+    return this.#confirmWaiters.wait(confirmed, count, timeoutMs, () => this.#state === 'started');
   }
 
   // ------------------------------------------------------------ broker set-up

@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Store } from '@replica/storage';
-import type { SuiteCluster, SuiteNode } from '@replica/transport-api/testing';
+import { suiteNode, type SuiteCluster, type SuiteNode } from '@replica/transport-api/testing';
 import { natsTransport, startNatsCluster, type NatsInit, type NatsServer, type NatsTransport, type PublishMode } from '../src/index.js';
 
 export type NatsNode = SuiteNode & { store: Store; transport: NatsTransport };
@@ -38,17 +38,7 @@ export async function natsCluster(size: number, mode: PublishMode, tweak: (i: nu
       fetchExpiresMs: 1000,
       ...tweak(i),
     });
-    return {
-      name,
-      store,
-      transport,
-      put: (table, value) => store.put(table, value),
-      delete: (table, id) => store.delete(table, id),
-      get: (table, id) => store.get(table, id),
-      tables: () => store.tables(),
-      cursors: () => store.cursors(),
-      readLog: (from, limit) => store.readLog(from, limit),
-    };
+    return suiteNode(store, transport);
   };
   const nodes = names.map((_, i) => make(i));
   let down = false;

@@ -2,6 +2,7 @@ import { X509Certificate } from 'node:crypto';
 import { isIP } from 'node:net';
 import { connect, createServer, type Server, type TLSSocket } from 'node:tls';
 import {
+  ConfirmationWaiters,
   MalformedFrameError,
   PeerRejectedError,
   TransportStateError,
@@ -235,7 +236,7 @@ class Plexus implements PlexusTransport {
   #signal: AbortSignal | undefined;
   #onAbort: (() => void) | undefined;
   readonly #links = new Map<string, Link>();
-  readonly #waiters = new Set<() => void>();
+  readonly #waiters = new ConfirmationWaiters();
   readonly #rejected: Record<string, number> = {};
   readonly #sockets = new Set<TLSSocket>();
   readonly #cfg: Required<Omit<PlexusInit, 'listen' | 'peers' | 'tls'>>;
@@ -348,7 +349,7 @@ class Plexus implements PlexusTransport {
       link.connected = false;
       link.wake();
     }
-    for (const w of [...this.#waiters]) w();
+    this.#waiters.notify();
     await Promise.all([closed, ...sockets]);
   }
 
@@ -380,19 +381,7 @@ class Plexus implements PlexusTransport {
       for (const l of this.#links.values()) if (l.ackedSeq >= seq) n++;
       return n;
     };
-    if (confirmed() >= count || this.#state !== 'started') return Promise.resolve(confirmed());
-    return new Promise((resolve) => {
-      const finish = () => {
-        clearTimeout(timer);
-        this.#waiters.delete(check);
-        resolve(confirmed());
-      };
-      const check = () => {
-        if (confirmed() >= count || this.#state !== 'started') finish();
-      };
-      const timer = setTimeout(finish, timeoutMs);
-      this.#waiters.add(check);
-    });
+    return this.#waiters.wait(confirmed, count, timeoutMs, () => this.#state === 'started');
   }
 
   // ------------------------------------------------------------ connections
@@ -528,7 +517,7 @@ class Plexus implements PlexusTransport {
       this.log.info({ peer: link.name, why }, 'plexus: peer disconnected');
       this.#resubscribeAll();
     }
-    for (const w of [...this.#waiters]) w();
+    this.#waiters.notify();
     if (link.dialer) this.#scheduleReconnect(link);
   }
 
@@ -654,7 +643,7 @@ class Plexus implements PlexusTransport {
     link.counters.inFlightBytes = link.inflightBytes;
     if (seq > link.ackedSeq) link.ackedSeq = seq;
     link.wake();
-    for (const w of [...this.#waiters]) w();
+    this.#waiters.notify();
   }
 
   // ------------------------------------------------------------ receiving

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Store } from '@replica/storage';
 import type { Logger } from '@replica/transport-api';
-import type { SuiteCluster, SuiteNode } from '@replica/transport-api/testing';
+import { suiteNode, type SuiteCluster, type SuiteNode } from '@replica/transport-api/testing';
 import { createCertificateAuthority, createNodeCertificate, type CertificateAuthority, type Credentials } from '../src/certs.js';
 import { plexusTransport, type PlexusInit, type PlexusPeer, type PlexusTransport } from '../src/index.js';
 
@@ -80,17 +80,7 @@ export async function plexusCluster(
       },
       { logger: loggers[i] as Logger },
     );
-    return {
-      name,
-      store,
-      transport,
-      put: (table, value) => store.put(table, value),
-      delete: (table, id) => store.delete(table, id),
-      get: (table, id) => store.get(table, id),
-      tables: () => store.tables(),
-      cursors: () => store.cursors(),
-      readLog: (from, limit) => store.readLog(from, limit),
-    };
+    return suiteNode(store, transport);
   };
   const nodes = names.map((_, i) => make(i));
   let down = false;

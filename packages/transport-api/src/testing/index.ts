@@ -15,6 +15,24 @@ export interface SuiteNode {
   readLog(fromSeq: number, limit: number): LogEntry[];
 }
 
+/** What the suite needs of a store; `@replica/storage`'s Store fits it. */
+export type SuiteStore = Omit<SuiteNode, 'transport'>;
+
+/** A suite node over a store and its transport (the store's methods, bound). */
+export function suiteNode<S extends SuiteStore, T extends ReplicationTransport>(store: S, transport: T): SuiteNode & { store: S; transport: T } {
+  return {
+    name: store.name,
+    store,
+    transport,
+    put: (table, value) => store.put(table, value),
+    delete: (table, id) => store.delete(table, id),
+    get: (table, id) => store.get(table, id),
+    tables: () => store.tables(),
+    cursors: () => store.cursors(),
+    readLog: (from, limit) => store.readLog(from, limit),
+  };
+}
+
 /** A running cluster; every node's transport is started and its peers are configured. */
 export interface SuiteCluster {
   readonly nodes: readonly SuiteNode[];
