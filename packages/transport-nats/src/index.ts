@@ -1,4 +1,4 @@
-export { natsTransport, type NatsComponents, type NatsInit, type NatsTransport, type PublishMode } from './transport.js';
+export { natsTransport, splitCredentials, type NatsComponents, type NatsInit, type NatsTransport, type PublishMode } from './transport.js';
 export {
   freePort,
   natsServerBinary,

@@ -52,7 +52,8 @@ export function natsServerConfig(o: NatsServerOptions): string {
     lines.push(`  name: ${q(o.clusterName ?? 'replica')}`);
     lines.push(`  listen: ${q(`${host}:${o.clusterPort}`)}`);
     if (o.clusterAuth) lines.push(`  authorization { user: ${q(o.clusterAuth.user)}, password: ${q(o.clusterAuth.password)} }`);
-    const routes = (o.routes ?? []).map((r) => (o.clusterAuth ? r.replace('://', `://${o.clusterAuth.user}:${o.clusterAuth.password}@`) : r));
+    const auth = o.clusterAuth ? `${encodeURIComponent(o.clusterAuth.user)}:${encodeURIComponent(o.clusterAuth.password)}@` : '';
+    const routes = (o.routes ?? []).map((r) => r.replace('://', `://${auth}`));
     lines.push(`  routes: [${routes.map(q).join(', ')}]`);
     lines.push('}');
   }

@@ -96,6 +96,27 @@ export function natsTransport(init: NatsInit, components: NatsComponents = {}): 
 
 type State = 'new' | 'started' | 'stopped';
 
+/**
+ * The NATS client ignores credentials in server URLs: take `user:pass@` out of them
+ * (the first URL that has them wins) and hand them over as options. The URLs that
+ * remain are safe to log.
+ */
+export function splitCredentials(urls: readonly string[]): { servers: string[]; user?: string; pass?: string } {
+  let user: string | undefined;
+  let pass: string | undefined;
+  const servers = urls.map((u) => {
+    const m = /^([a-z]+:\/\/)([^@/]*)@(.*)$/i.exec(u);
+    if (!m) return u;
+    const [name, password] = (m[2] as string).split(':');
+    if (user === undefined) {
+      user = decodeURIComponent(name ?? '');
+      pass = password === undefined ? undefined : decodeURIComponent(password);
+    }
+    return `${m[1]}${m[3]}`;
+  });
+  return { servers, ...(user !== undefined ? { user } : {}), ...(pass !== undefined ? { pass } : {}) };
+}
+
 interface Origin {
   readonly name: string;
   readonly stream: string;
@@ -175,9 +196,11 @@ class Nats implements NatsTransport {
     if (this.#state !== 'new') throw new TransportStateError(this.kind, this.#state, `cannot start a transport that is ${this.#state}`);
     this.#state = 'started';
     this.#node = node;
+    const { servers, user, pass } = splitCredentials(typeof this.init.servers === 'string' ? [this.init.servers] : [...this.init.servers]);
     try {
       this.#nc = await connect({
-        servers: typeof this.init.servers === 'string' ? this.init.servers : [...this.init.servers],
+        servers,
+        ...(user !== undefined ? { user, pass: pass ?? '' } : {}),
         name: `replica-${node.name}`,
         maxReconnectAttempts: -1,
         reconnectTimeWait: 250,
@@ -186,7 +209,7 @@ class Nats implements NatsTransport {
       });
     } catch (err) {
       this.#state = 'stopped';
-      throw new TransportStateError(this.kind, 'new', `cannot connect to NATS at ${String(this.init.servers)}: ${(err as Error).message}`);
+      throw new TransportStateError(this.kind, 'new', `cannot connect to NATS at ${servers.join(', ')}: ${(err as Error).message}`);
     }
     const nc = this.#nc;
     this.#loops.push(this.#watchStatus(nc));
@@ -230,7 +253,7 @@ class Nats implements NatsTransport {
       this.#onAbort = () => void this.stop();
       opts.signal.addEventListener('abort', this.#onAbort, { once: true });
     }
-    this.log.info({ servers: this.init.servers, stream: this.#stream, mode: this.mode }, 'nats: replicating through JetStream');
+    this.log.info({ servers, stream: this.#stream, mode: this.mode }, 'nats: replicating through JetStream');
   }
 
   async stop(): Promise<void> {

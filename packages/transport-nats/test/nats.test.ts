@@ -2,7 +2,7 @@ import { connect } from 'nats';
 import { afterEach, describe, expect, it } from 'vitest';
 import { converged, eventually } from '@replica/transport-api/testing';
 import { encodeBatch } from '@replica/transport-api';
-import { natsServerConfig } from '../src/index.js';
+import { natsServerConfig, splitCredentials } from '../src/index.js';
 import { natsCluster, type NatsTestCluster } from './helpers.js';
 
 describe('nats transport', () => {
@@ -81,6 +81,29 @@ describe('nats transport', () => {
     expect(n1.store.verify()).toEqual([]);
   });
 
+  it('authenticates with credentials from NATS_URL, and a server with authorization refuses a client without them', async () => {
+    const { startNatsServer, freePort } = await import('../src/index.js');
+    const { Store } = await import('@replica/storage');
+    const { mkdtempSync, rmSync } = await import('node:fs');
+    const { tmpdir } = await import('node:os');
+    const dir = mkdtempSync(`${tmpdir()}/replica-nats-auth-`);
+    const server = await startNatsServer({ name: 'solo', clientPort: await freePort(), httpPort: await freePort(), storeDir: `${dir}/js`, dir, auth: { user: 'app', password: 'p@ss:w/rd' } });
+    const store = Store.open({ path: `${dir}/store`, nodeName: 'solo', pruneIntervalMs: 0 });
+    try {
+      expect(server.url).toMatch(/^nats:\/\/app:p%40ss%3Aw%2Frd@127\.0\.0\.1:\d+$/);
+      const anonymous = server.url.replace(/\/\/[^@]+@/, '//');
+      await expect(connect({ servers: anonymous, reconnect: false })).rejects.toThrow(/Authorization/i);
+      const t = (await import('../src/index.js')).natsTransport({ servers: server.url, mode: 'batched' });
+      await t.start(store);
+      await store.put('t', { id: 'x' });
+      await t.stop();
+    } finally {
+      await store.close();
+      await server.stop();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it('writes a server config with JetStream, cluster routes, auth and a placement tag', () => {
     const text = natsServerConfig({
       name: 'n1',
@@ -96,5 +119,6 @@ describe('nats transport', () => {
     expect(text).toContain('store_dir: "/data/n1"');
     expect(text).toContain('authorization { user: "app", password: "s3cret" }');
     expect(text).toContain('routes: ["nats-route://route:r0ute@127.0.0.1:6222", "nats-route://route:r0ute@127.0.0.1:6223"]');
+    expect(splitCredentials(['nats://a%40b:c%3Ad@h:1', 'nats://h:2'])).toEqual({ servers: ['nats://h:1', 'nats://h:2'], user: 'a@b', pass: 'c:d' });
   });
 });
