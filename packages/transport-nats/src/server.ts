@@ -189,29 +189,30 @@ async function startNatsClusterOnce(o: NatsClusterOptions): Promise<{ servers: N
   const routes = o.names.length > 1 ? ports.map((p) => `nats-route://${host}:${p.cluster}`) : [];
   const servers: NatsServer[] = [];
   const stop = async () => {
-    await Promise.all(servers.map((s) => s.stop()));
+    await Promise.all(servers.filter(Boolean).map((s) => s.stop()));
   };
-  try {
-    await Promise.all(
-      o.names.map(async (name, i) => {
-        const p = ports[i] as { client: number; cluster: number; http: number };
-        servers[i] = await startNatsServer({
-          name,
-          host,
-          clientPort: p.client,
-          httpPort: p.http,
-          ...(o.names.length > 1 ? { clusterPort: p.cluster, routes } : {}),
-          storeDir: join(o.dir, name),
-          dir: o.dir,
-          ...(o.bin ? { bin: o.bin } : {}),
-          ...(o.auth ? { auth: o.auth } : {}),
-          ...(o.clusterAuth ? { clusterAuth: o.clusterAuth } : {}),
-        });
-      }),
-    );
-  } catch (err) {
+  // Start all, and if any fails, stop every one that did start before rethrowing.
+  const results = await Promise.allSettled(
+    o.names.map(async (name, i) => {
+      const p = ports[i] as { client: number; cluster: number; http: number };
+      servers[i] = await startNatsServer({
+        name,
+        host,
+        clientPort: p.client,
+        httpPort: p.http,
+        ...(o.names.length > 1 ? { clusterPort: p.cluster, routes } : {}),
+        storeDir: join(o.dir, name),
+        dir: o.dir,
+        ...(o.bin ? { bin: o.bin } : {}),
+        ...(o.auth ? { auth: o.auth } : {}),
+        ...(o.clusterAuth ? { clusterAuth: o.clusterAuth } : {}),
+      });
+    }),
+  );
+  const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+  if (failed) {
     await stop();
-    throw err;
+    throw failed.reason;
   }
   return { servers, stop };
 }
