@@ -65,5 +65,7 @@ describe.each(['per-write', 'batched'] as const)('a 3-process nats cluster (%s)'
     const n2 = (await (await fetch(`${c.nodes[1]?.url}/status`)).json()) as { replication: { counters: Record<string, number> } };
     expect(n2.replication.counters['disconnects']).toBeGreaterThan(0);
     expect(n2.replication.counters['reconnects']).toBeGreaterThan(0);
+    // its publishes failed meanwhile and were resumed from what the stream really held
+    expect(n2.replication.counters['publishErrors']).toBeGreaterThan(0);
   });
 });

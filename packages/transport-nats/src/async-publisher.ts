@@ -50,11 +50,15 @@ export class AsyncPublisher {
     }, Math.min(250, timeoutMs));
   }
 
-  /** Resolves when the stream stored the message (or had it already: a duplicate id). */
-  publish(subject: string, data: Uint8Array, msgId: string): Promise<void> {
+  /**
+   * Resolves when the stream stored the message (or had it already: a duplicate id).
+   * With `expectedLastMsgId`, the stream refuses it unless its last message has that id.
+   */
+  publish(subject: string, data: Uint8Array, msgId: string, expectedLastMsgId?: string): Promise<void> {
     const id = (this.#next++).toString(36);
     const h = headers();
     h.set('Nats-Msg-Id', msgId);
+    if (expectedLastMsgId !== undefined) h.set('Nats-Expected-Last-Msg-Id', expectedLastMsgId);
     return new Promise((resolve, reject) => {
       this.#pending.set(id, { resolve, reject, at: Date.now() });
       try {

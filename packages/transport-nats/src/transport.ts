@@ -166,6 +166,8 @@ class Nats implements NatsTransport {
   /** Highest local seq whose PubAck arrived. */
   #shippedSeq = 0;
   #publishedOriginSeq = 0;
+  /** Message id of the last message the stream stored, for the next publish's expectation. */
+  #lastStoredId: string | undefined;
   #appliedDirty = false;
   readonly #counters = { published: 0, publishErrors: 0, messagesPublished: 0, reconnects: 0, disconnects: 0 };
   readonly #cfg: Required<Omit<NatsInit, 'servers' | 'mode' | 'placement'>>;
@@ -358,9 +360,13 @@ class Nats implements NatsTransport {
   async #lastPublished(): Promise<number> {
     const jsm = this.#jsm as JetStreamManager;
     const info = await jsm.streams.info(this.#stream);
-    if (info.state.messages === 0) return 0;
+    if (info.state.messages === 0) {
+      this.#lastStoredId = undefined;
+      return 0;
+    }
     const last = await jsm.streams.getMessage(this.#stream, { seq: info.state.last_seq });
     const entries = decodeBatch(last.data);
+    this.#lastStoredId = last.header?.get('Nats-Msg-Id') || undefined;
     return (entries.at(-1) as LogEntry).originSeq;
   }
 
@@ -444,11 +450,25 @@ class Nats implements NatsTransport {
     let pos = this.#ownStart();
     const inflight: Promise<void>[] = [];
     let failed = false;
+    // Each message expects the previous one to be the stream's last: after a failed
+    // publish every later one fails too, so the stream never holds entries out of order.
+    let prevId = this.#lastStoredId;
     while (this.#state === 'started') {
       if (failed) {
         await Promise.allSettled(inflight.splice(0));
         failed = false;
         await this.#sleep(250);
+        // Start again from what the stream really holds: acknowledgements may have
+        // been lost for messages it stored.
+        try {
+          const stored = await this.#lastPublished();
+          if (stored > this.#publishedOriginSeq) this.#onPubAck(this.#publishedOriginSeq + 1, stored, this.#ownSeqBefore(stored + 1));
+        } catch (err) {
+          this.log.warn({ err: (err as Error).message }, 'nats: cannot read the stream yet');
+          failed = true;
+          continue;
+        }
+        prevId = this.#lastStoredId;
         pos = this.#ownStart();
         continue;
       }
@@ -466,12 +486,16 @@ class Nats implements NatsTransport {
         if (failed || this.#state !== 'started') break;
         const first = batch[0] as LogEntry;
         const last = batch.at(-1) as LogEntry;
+        const id = `${node.name}:${first.originSeq}-${last.originSeq}`;
+        const expected = prevId;
+        prevId = id;
         const p: Promise<void> = publisher
-          .publish(`${this.#cfg.subjectPrefix}.${node.name}.${first.table}`, encodeBatch(batch), `${node.name}:${first.originSeq}-${last.originSeq}`)
+          .publish(`${this.#cfg.subjectPrefix}.${node.name}.${first.table}`, encodeBatch(batch), id, expected)
           .then(() => {
             // stored, or a duplicate of one stored before: shipped either way
             this.#counters.messagesPublished++;
             this.#counters.published += batch.length;
+            this.#lastStoredId = id;
             this.#onPubAck(first.originSeq, last.originSeq, last.seq);
           })
           .catch((err: Error) => {
@@ -485,6 +509,16 @@ class Nats implements NatsTransport {
     }
     publisher.close(); // rejects what is still waiting for a PubAck
     await Promise.allSettled(inflight);
+  }
+
+  /** The local seq just before own entry `originSeq` (or the log's end). */
+  #ownSeqBefore(originSeq: number): number {
+    const node = this.#node as LocalNode;
+    const mine = node.cursors();
+    const cursors: Record<string, number> = {};
+    for (const [o, n] of Object.entries(mine)) cursors[o] = o === node.name ? originSeq - 1 : n;
+    const start = node.logStart(cursors);
+    return start.kind === 'stream' ? start.fromSeq - 1 : node.lastSeq();
   }
 
   /** Where shipping resumes: after the last own entry the stream acknowledged. */
