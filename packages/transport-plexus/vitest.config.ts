@@ -1,11 +1,3 @@
-import { defineProject } from 'vitest/config';
+import { packageTestConfig } from '../../vitest.shared.ts';
 
-export default defineProject({
-  test: {
-    include: ['test/**/*.test.ts'],
-    testTimeout: 30_000,
-    hookTimeout: 30_000,
-    reporters: ['default', 'json'],
-    outputFile: { json: '.vitest-report.json' },
-  },
-});
+export default packageTestConfig();

@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Store } from '@replica/storage';
-import { suiteNode, type SuiteCluster, type SuiteNode } from '@replica/transport-api/testing';
+import { startSuiteCluster, suiteNode, type SuiteCluster, type SuiteNode } from '@replica/transport-api/testing';
 import { natsTransport, startNatsCluster, type NatsInit, type NatsServer, type NatsTransport, type PublishMode } from '../src/index.js';
 
 export type NatsNode = SuiteNode & { store: Store; transport: NatsTransport };
@@ -40,39 +40,14 @@ export async function natsCluster(size: number, mode: PublishMode, tweak: (i: nu
     });
     return suiteNode(store, transport);
   };
-  const nodes = names.map((_, i) => make(i));
-  let down = false;
-  const cluster: NatsTestCluster = {
-    nodes,
-    servers,
-    root,
-    async stopNode(i) {
-      const n = nodes[i] as NatsNode;
-      await n.transport.stop();
-      await n.store.close();
-    },
-    async startNode(i) {
-      const n = make(i);
-      nodes[i] = n;
-      await n.transport.start(n.store);
-    },
-    async wipeNode(i) {
-      rmSync(join(root, names[i] as string), { recursive: true, force: true });
-    },
-    async teardown() {
-      if (down) return;
-      down = true;
-      await Promise.all(nodes.map((n) => n.transport.stop()));
-      await Promise.all(nodes.map((n) => n.store.close()));
+  const cluster = await startSuiteCluster({
+    size,
+    make,
+    dataDir: (i) => join(root, names[i] as string),
+    cleanup: async () => {
       await Promise.all(servers.map((s) => s.stop()));
       rmSync(root, { recursive: true, force: true });
     },
-  };
-  try {
-    for (const n of nodes) await n.transport.start(n.store);
-  } catch (err) {
-    await cluster.teardown();
-    throw err;
-  }
-  return cluster;
+  });
+  return { ...cluster, servers, root };
 }

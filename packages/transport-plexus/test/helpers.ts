@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Store } from '@replica/storage';
 import type { Logger } from '@replica/transport-api';
-import { suiteNode, type SuiteCluster, type SuiteNode } from '@replica/transport-api/testing';
+import { startSuiteCluster, suiteNode, type SuiteCluster, type SuiteNode } from '@replica/transport-api/testing';
 import { createCertificateAuthority, createNodeCertificate, type CertificateAuthority, type Credentials } from '../src/certs.js';
 import { plexusTransport, type PlexusInit, type PlexusPeer, type PlexusTransport } from '../src/index.js';
 
@@ -82,40 +82,11 @@ export async function plexusCluster(
     );
     return suiteNode(store, transport);
   };
-  const nodes = names.map((_, i) => make(i));
-  let down = false;
-  const cluster: PlexusCluster = {
-    nodes,
-    peers,
-    certs,
-    root,
-    loggers,
-    async stopNode(i) {
-      const n = nodes[i] as PlexusNode;
-      await n.transport.stop();
-      await n.store.close();
-    },
-    async startNode(i) {
-      const n = make(i);
-      nodes[i] = n;
-      await n.transport.start(n.store);
-    },
-    async wipeNode(i) {
-      rmSync(join(root, names[i] as string), { recursive: true, force: true });
-    },
-    async teardown() {
-      if (down) return;
-      down = true;
-      await Promise.all(nodes.map((n) => n.transport.stop()));
-      await Promise.all(nodes.map((n) => n.store.close()));
-      rmSync(root, { recursive: true, force: true });
-    },
-  };
-  try {
-    for (const n of nodes) await n.transport.start(n.store);
-  } catch (err) {
-    await cluster.teardown();
-    throw err;
-  }
-  return cluster;
+  const cluster = await startSuiteCluster({
+    size,
+    make,
+    dataDir: (i) => join(root, names[i] as string),
+    cleanup: async () => rmSync(root, { recursive: true, force: true }),
+  });
+  return { ...cluster, peers, certs, root, loggers };
 }

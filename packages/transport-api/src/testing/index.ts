@@ -1,6 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { TransportStateError } from '../errors.js';
-import type { Cursors, LogEntry, RecordValue, ReplicationTransport } from '../types.js';
+import type { Cursors, LocalNode, LogEntry, RecordValue, ReplicationTransport } from '../types.js';
 
 /** One node of a cluster under test: its transport and a handle on its store. */
 export interface SuiteNode {
@@ -31,6 +31,56 @@ export function suiteNode<S extends SuiteStore, T extends ReplicationTransport>(
     cursors: () => store.cursors(),
     readLog: (from, limit) => store.readLog(from, limit),
   };
+}
+
+/** A suite node whose store the cluster helper can start a transport on and close. */
+export type ClosableNode = SuiteNode & { readonly store: LocalNode & { close(): Promise<void> } };
+
+/**
+ * Starts the transports of `make(0)…make(n-1)` one after the other and returns the
+ * cluster operations the suite uses: stop and restart a node from its data, wipe its
+ * data, tear everything down (also when a start fails). `dataDir(i)` is node i's
+ * directory; `cleanup` runs last (remove files, stop helper processes).
+ */
+export async function startSuiteCluster<N extends ClosableNode>(o: {
+  readonly size: number;
+  readonly make: (i: number) => N;
+  readonly dataDir: (i: number) => string;
+  readonly cleanup: () => Promise<void>;
+}): Promise<SuiteCluster & { readonly nodes: N[] }> {
+  const { rmSync } = await import('node:fs');
+  const nodes = Array.from({ length: o.size }, (_, i) => o.make(i));
+  let down = false;
+  const cluster = {
+    nodes,
+    async stopNode(i: number) {
+      const n = nodes[i] as N;
+      await n.transport.stop();
+      await n.store.close();
+    },
+    async startNode(i: number) {
+      const n = o.make(i);
+      nodes[i] = n;
+      await n.transport.start(n.store);
+    },
+    async wipeNode(i: number) {
+      rmSync(o.dataDir(i), { recursive: true, force: true });
+    },
+    async teardown() {
+      if (down) return;
+      down = true;
+      await Promise.all(nodes.map((n) => n.transport.stop()));
+      await Promise.all(nodes.map((n) => n.store.close()));
+      await o.cleanup();
+    },
+  };
+  try {
+    for (const n of nodes) await n.transport.start(n.store);
+  } catch (err) {
+    await cluster.teardown();
+    throw err;
+  }
+  return cluster;
 }
 
 /** A running cluster; every node's transport is started and its peers are configured. */
