@@ -103,7 +103,7 @@ export class Metrics {
       for (const c of counters) {
         // Gauges among the transport's per-peer figures are named as such, not as totals.
         const snake = c.replace(/[A-Z]/g, (m) => `_${m.toLowerCase()}`);
-        const gauge = /^(inFlight|queued)/.test(c);
+        const gauge = /^(inFlight|queued|consumer)/.test(c);
         const name = gauge ? `replica_peer_${snake}` : `replica_peer_${snake}_total`;
         family(name, gauge ? 'gauge' : 'counter', `Transport figure ${c} per peer.`);
         for (const p of status.peers) out.push(`${name}{peer="${esc(p.name)}"} ${p.counters[c] ?? 0}`);

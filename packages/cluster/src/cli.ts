@@ -15,6 +15,10 @@ const { values } = parseArgs({
   },
 });
 const transports: ClusterTransport[] = ['plexus', 'nats', 'none'];
+if (values['nats-mode'] !== 'per-write' && values['nats-mode'] !== 'batched') {
+  console.error('cluster: --nats-mode must be per-write or batched');
+  process.exit(2);
+}
 if (!transports.includes(values.transport as ClusterTransport)) {
   console.error(`cluster: --transport must be one of ${transports.join(', ')}`);
   process.exit(2);

@@ -632,8 +632,10 @@ export class Store implements LocalNode {
     const originSeq = (this.#cursors.get(this.name) ?? 0) + 1;
     this.#cursors.set(this.name, originSeq);
     this.#put(this.#log, seq, [this.name, originSeq, table, id, version, op === 'put' ? 0 : 1, value ?? null, this.#wallClock()]);
-    const base = { seq, origin: this.name, originSeq, table, id, version };
-    this.#tail[seq % this.#tail.length] = value === undefined ? { ...base, op: 'delete' } : { ...base, op: 'put', value };
+    this.#tail[seq % this.#tail.length] =
+      value === undefined
+        ? { seq, origin: this.name, originSeq, table, id, version, op: 'delete' }
+        : { seq, origin: this.name, originSeq, table, id, version, op: 'put', value };
     this.#put(this.#index, [this.name, originSeq], seq);
     this.#dirtyCursors.add(this.name);
     this.#dirtyHead = true;

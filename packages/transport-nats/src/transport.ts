@@ -169,6 +169,8 @@ class Nats implements NatsTransport {
   /** Message id of the last message the stream stored, for the next publish's expectation. */
   #lastStoredId: string | undefined;
   #appliedDirty = false;
+  /** Connected to a NATS server right now (false while the client reconnects). */
+  #brokerUp = true;
   readonly #counters = { published: 0, publishErrors: 0, messagesPublished: 0, reconnects: 0, disconnects: 0 };
   readonly #cfg: Required<Omit<NatsInit, 'servers' | 'mode' | 'placement'>>;
 
@@ -286,7 +288,7 @@ class Nats implements NatsTransport {
   status(): TransportStatus {
     const node = this.#state === 'started' ? this.#node : undefined;
     const mine = node ? (node.cursors()[node.name] ?? 0) : 0;
-    const connected = this.#state === 'started' && this.#nc !== undefined && !this.#nc.isClosed();
+    const connected = this.#state === 'started' && this.#brokerUp && this.#nc !== undefined && !this.#nc.isClosed();
     const peers: PeerStatus[] = [...this.#origins.values()].map((o) => ({
       name: o.name,
       connected: connected && o.running,
@@ -402,9 +404,11 @@ class Nats implements NatsTransport {
       if (next === 'stopped' || next.done) return;
       const s = next.value;
       if (s.type === 'disconnect') {
+        this.#brokerUp = false;
         this.#counters.disconnects++;
         this.log.warn({ server: s.data }, 'nats: disconnected from the server');
       } else if (s.type === 'reconnect') {
+        this.#brokerUp = true;
         this.#counters.reconnects++;
         this.log.info({ server: s.data }, 'nats: reconnected');
         this.#poke();
