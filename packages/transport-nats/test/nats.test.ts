@@ -15,7 +15,7 @@ describe('nats transport', () => {
     c = await natsCluster(2, 'per-write');
     await Promise.all(Array.from({ length: 25 }, (_, i) => c!.nodes[0]?.put('t', { id: `k${i}` })));
     await converged(c.nodes, 15_000);
-    const nc = await connect({ servers: c.servers[0]?.url });
+    const nc = await connect({ servers: c.servers[0]?.url as string });
     try {
       const si = await (await nc.jetstreamManager()).streams.info('REPLICA_n0');
       expect(si.state.messages).toBe(25);
@@ -30,7 +30,7 @@ describe('nats transport', () => {
     c = await natsCluster(2, 'batched');
     await Promise.all(Array.from({ length: 400 }, (_, i) => c!.nodes[0]?.put('t', { id: `k${i}` })));
     await converged(c.nodes, 15_000);
-    const nc = await connect({ servers: c.servers[0]?.url });
+    const nc = await connect({ servers: c.servers[0]?.url as string });
     try {
       const si = await (await nc.jetstreamManager()).streams.info('REPLICA_n0');
       expect(si.state.messages).toBeLessThan(100);
@@ -47,7 +47,7 @@ describe('nats transport', () => {
     const before = { tables: c.nodes[1]?.tables(), last: c.nodes[1]?.store.lastSeq() };
     // Publish the same entries again under a new message id, as a broker redelivery or a
     // retried publish outside the dedupe window would: the consumer sees them twice.
-    const nc = await connect({ servers: c.servers[1]?.url });
+    const nc = await connect({ servers: c.servers[1]?.url as string });
     try {
       const js = nc.jetstream();
       await js.publish('replica.n0.t', encodeBatch(c.nodes[0]!.store.readLog(1, 100)), { msgID: 'replayed' });
