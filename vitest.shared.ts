@@ -1,4 +1,4 @@
-import { defineProject } from 'vitest/config';
+import { defineConfig } from 'vitest/config';
 
 /**
  * The test settings every package shares. Each package keeps its own vitest config
@@ -6,7 +6,7 @@ import { defineProject } from 'vitest/config';
  * no project), built from this one.
  */
 export function packageTestConfig(timeoutMs = 30_000) {
-  return defineProject({
+  return defineConfig({
     test: {
       include: ['test/**/*.test.ts'],
       testTimeout: timeoutMs,
