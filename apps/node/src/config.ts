@@ -52,9 +52,7 @@ export interface Config {
   readonly transport: TransportConfig;
 }
 
-/** Kinds this build can run; the others are named so the error can say what is coming. */
 const AVAILABLE = ['none', 'plexus', 'nats'] as const;
-const PLANNED = [] as const;
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 
 type Env = Readonly<Record<string, string | undefined>>;
@@ -110,10 +108,8 @@ export function loadConfig(env: Env): Config {
   const logLevel = oneOf('LOG_LEVEL', LOG_LEVELS, 'info');
 
   let transport: TransportConfig = { kind: 'none' };
-  if ((PLANNED as readonly string[]).includes(kind)) {
-    problems.push(`REPLICATION_TRANSPORT=${kind} is not available in this build yet; available: ${AVAILABLE.join(', ')}`);
-  } else if (!(AVAILABLE as readonly string[]).includes(kind)) {
-    problems.push(`REPLICATION_TRANSPORT must be one of ${[...AVAILABLE, ...PLANNED].join(', ')}, got ${JSON.stringify(kind)}`);
+  if (!(AVAILABLE as readonly string[]).includes(kind)) {
+    problems.push(`REPLICATION_TRANSPORT must be one of ${AVAILABLE.join(', ')}, got ${JSON.stringify(kind)}`);
   } else if (kind === 'plexus') {
     const listen = { host: str('REPLICATION_HOST', '127.0.0.1'), port: int('REPLICATION_PORT', 9800, 0, 65535) };
     const peers = parsePeers(env['PEERS'], nodeName, problems);

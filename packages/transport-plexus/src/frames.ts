@@ -3,8 +3,6 @@ import {
   FrameTooLargeError,
   MalformedFrameError,
   isNodeName,
-  isRecordId,
-  isTableName,
   type Cursors,
   decodeSnapshot,
   encodeSnapshot,
