@@ -559,6 +559,14 @@ class Plexus implements PlexusTransport {
         if (hello.node !== link.name) throw new MalformedFrameError(`hello from ${hello.node} on the connection of ${link.name}`);
         if (link.connected) throw new MalformedFrameError('second hello');
         clearTimeout(link.handshakeTimer);
+        // A peer that comes back with less of our writes than it once confirmed lost
+        // data: its old confirmations no longer count.
+        const mine = this.#node?.name ?? '';
+        if ((hello.cursors[mine] ?? 0) < (link.appliedThrough.get(mine) ?? 0)) {
+          this.log.warn({ peer: link.name, confirmed: link.appliedThrough.get(mine), now: hello.cursors[mine] ?? 0 }, 'plexus: peer lost writes it had confirmed');
+          link.ackedSeq = 0;
+          link.appliedThrough.clear();
+        }
         link.peerHello = hello;
         link.connected = true;
         link.attempt = 0;

@@ -95,6 +95,20 @@ describe('plexus wire behaviour', () => {
     expect(n0Entries).toEqual(Array.from({ length: 31 }, (_, i) => i + 1));
   });
 
+  it('forgets the confirmations of a peer that comes back without the data it confirmed', async () => {
+    c = await plexusCluster(2);
+    const w = await c.nodes[0]!.put('t', { id: 'x' });
+    expect(await c.nodes[0]!.transport.waitForReplicas?.(w.seq, 1, 5000)).toBe(1);
+    await c.stopNode(1);
+    await c.wipeNode(1);
+    // while n1 is away its old confirmation stands; once it says hello without the data, it does not
+    await c.startNode(1);
+    await eventually(() => c.loggers[0]?.lines.some((l) => /lost writes it had confirmed/.test(l.msg)) ?? false, 5000, () => 'no warning');
+    // and it confirms again once it has the write back
+    expect(await c.nodes[0]!.transport.waitForReplicas?.(w.seq, 1, 5000)).toBe(1);
+    expect(c.nodes[1]?.get('t', 'x')).toEqual({ id: 'x' });
+  });
+
   it('brings back a peer whose cursor fell off the retained log with a merge resync, keeping its newer data', async () => {
     c = await plexusCluster(2, (i) => (i === 0 ? { retention: { maxEntries: 10 } } : {}));
     await c.nodes[0]?.put('t', { id: 'k5', v: 'old' });
