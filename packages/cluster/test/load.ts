@@ -1,3 +1,4 @@
+import { expect } from 'vitest';
 import type { Cluster } from '../src/index.js';
 
 export interface Status {
@@ -34,3 +35,29 @@ export async function writeLoad(cluster: Cluster, prefix: string, count: number,
   return { acked, failed };
 }
 
+
+/**
+ * Waits (up to 40 s) until every node shows the same tables, counts and digests, holds
+ * at least `ids.length` items and sees all its peers connected; then checks that every
+ * id in `ids` is on every node.
+ */
+export async function convergedAndComplete(c: Cluster, ids: readonly string[], logs: () => string): Promise<void> {
+  const deadline = Date.now() + 40_000;
+  let digests: string[] = [];
+  for (;;) {
+    const s = await Promise.all(c.nodes.map((n) => status(n.url)));
+    digests = s.map((x) => JSON.stringify(x.tables));
+    const linksUp = s.every((x) => x.replication.peers.every((p) => p.connected));
+    if (new Set(digests).size === 1 && linksUp && (s[0]?.tables['items']?.count ?? 0) >= ids.length) break;
+    if (Date.now() > deadline) throw new Error(`no convergence:\n${digests.join('\n')}\n${logs()}`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  for (const node of c.nodes) {
+    const missing: string[] = [];
+    for (let i = 0; i < ids.length; i += 50) {
+      const got = await Promise.all(ids.slice(i, i + 50).map((id) => fetch(`${node.url}/items/${id}`).then((r) => [id, r.status] as const)));
+      for (const [id, st] of got) if (st !== 200) missing.push(id);
+    }
+    expect(missing, `${node.name} misses acknowledged writes`).toEqual([]);
+  }
+}

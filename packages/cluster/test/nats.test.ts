@@ -1,27 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { afterEach, describe, expect, it } from 'vitest';
 import { startCluster, type Cluster } from '../src/index.js';
-import { status, writeLoad } from './load.js';
-
-async function convergedAndComplete(c: Cluster, ids: readonly string[], logs: () => string): Promise<void> {
-  const deadline = Date.now() + 40_000;
-  let digests: string[] = [];
-  for (;;) {
-    const s = await Promise.all(c.nodes.map((n) => status(n.url)));
-    digests = s.map((x) => JSON.stringify(x.tables));
-    if (new Set(digests).size === 1 && (s[0]?.tables['items']?.count ?? 0) >= ids.length) break;
-    if (Date.now() > deadline) throw new Error(`no convergence:\n${digests.join('\n')}\n${logs()}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
-  for (const node of c.nodes) {
-    const missing: string[] = [];
-    for (let i = 0; i < ids.length; i += 50) {
-      const got = await Promise.all(ids.slice(i, i + 50).map((id) => fetch(`${node.url}/items/${id}`).then((r) => [id, r.status] as const)));
-      for (const [id, st] of got) if (st !== 200) missing.push(id);
-    }
-    expect(missing, `${node.name} misses acknowledged writes`).toEqual([]);
-  }
-}
+import { convergedAndComplete, writeLoad } from './load.js';
 
 describe.each(['per-write', 'batched'] as const)('a 3-process nats cluster (%s)', (natsMode) => {
   let cluster: Cluster | undefined;

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { afterEach, describe, expect, it } from 'vitest';
 import { startCluster, type Cluster } from '../src/index.js';
-import { status, writeLoad, type Status } from './load.js';
+import { convergedAndComplete, writeLoad } from './load.js';
 
 describe('a 3-process plexus cluster', () => {
   let cluster: Cluster | undefined;
@@ -26,27 +26,7 @@ describe('a 3-process plexus cluster', () => {
     expect(acked.length).toBeGreaterThan(1500);
     expect(failed).toBeLessThan(1500);
 
-    // Converged: same count and digest everywhere, and every link back up.
-    const deadline = Date.now() + 30_000;
-    let digests: string[] = [];
-    for (;;) {
-      const s = await Promise.all(c.nodes.map((n) => status(n.url)));
-      digests = s.map((x) => JSON.stringify(x.tables));
-      if (new Set(digests).size === 1 && s.every((x) => x.replication.peers.every((p) => p.connected))) break;
-      if (Date.now() > deadline) throw new Error(`no convergence:\n${digests.join('\n')}\n${logs()}`);
-      await new Promise((r) => setTimeout(r, 200));
-    }
-    // Every acknowledged write is on every node.
-    for (const node of c.nodes) {
-      const missing: string[] = [];
-      for (let i = 0; i < all.length; i += 50) {
-        const got = await Promise.all(all.slice(i, i + 50).map((id) => fetch(`${node.url}/items/${id}`).then((r) => [id, r.status] as const)));
-        for (const [id, st] of got) if (st !== 200) missing.push(id);
-      }
-      expect(missing, `${node.name} misses acknowledged writes`).toEqual([]);
-    }
-    const counts = JSON.parse(digests[0] as string) as Status['tables'];
-    expect(counts['items']?.count).toBeGreaterThanOrEqual(all.length);
+    await convergedAndComplete(c, all, logs);
   });
 
   it('confirms replicas on request and shows per-peer state in /status and /metrics', async () => {
