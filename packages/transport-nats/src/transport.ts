@@ -551,11 +551,11 @@ class Nats implements NatsTransport {
       this.#publishedOriginSeq = run.last;
       if (run.seq > this.#shippedSeq) this.#shippedSeq = run.seq;
     }
+    // Waiters are added in commit order, so the shipped ones are at the front.
     for (const [s, ws] of this.#shipWaiters) {
-      if (s <= this.#shippedSeq) {
-        this.#shipWaiters.delete(s);
-        for (const w of ws) w.resolve();
-      }
+      if (s > this.#shippedSeq) break;
+      this.#shipWaiters.delete(s);
+      for (const w of ws) w.resolve();
     }
   }
 
