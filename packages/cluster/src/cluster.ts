@@ -64,6 +64,13 @@ const live = new Set<Map<number, Running>>();
 process.once('exit', () => {
   for (const procs of live) for (const p of procs.values()) p.child.kill('SIGKILL');
 });
+/** stop() of every cluster still running, for a clean shutdown on a signal. */
+const running = new Set<() => Promise<void>>();
+
+/** Stops every cluster this process started and has not stopped yet (for SIGINT/SIGTERM handlers). */
+export async function stopAllClusters(): Promise<void> {
+  await Promise.all([...running].map((stop) => stop()));
+}
 
 /**
  * Starts `opts.nodes` Replica nodes (n1…nN) as processes, each with its own data
@@ -204,6 +211,7 @@ export async function startCluster(opts: ClusterOptions): Promise<Cluster> {
   const stop = async () => {
     if (stopped) return;
     stopped = true;
+    running.delete(stop);
     await Promise.all(
       [...procs.keys()].map(async (i) => {
         const p = procs.get(i) as Running;
@@ -217,6 +225,7 @@ export async function startCluster(opts: ClusterOptions): Promise<Cluster> {
     if (ownDir) rmSync(dir, { recursive: true, force: true });
   };
 
+  running.add(stop);
   try {
     await Promise.all(names.map((_, i) => launch(i)));
     await waitConnected();
