@@ -27,14 +27,14 @@ function niceMax(v: number): number {
 export function barChartSvg(chart: BarChart): string {
   const bar = 22;
   const gap = 4;
-  const groupGap = 28;
+  const groupGap = 40;
   const left = 70;
   const top = 72;
   const plotH = 260;
   const groupW = chart.series.length * (bar + gap) - gap;
   const textW = (t: string | undefined, px: number) => (t ?? '').length * px * 0.6;
   const width = Math.ceil(Math.max(520, left + chart.groups.length * (groupW + groupGap) + 20, left + textW(chart.title, 14) + 20, left + textW(chart.subtitle, 11) + 20));
-  const height = top + plotH + 70;
+  const height = top + plotH + 84;
   const max = niceMax(Math.max(0, ...chart.groups.flatMap((g) => g.values)));
   const y = (v: number) => top + plotH - (v / max) * plotH;
   const out: string[] = [];
@@ -69,8 +69,10 @@ export function barChartSvg(chart: BarChart): string {
         out.push(`<text x="${x + bar / 2}" y="${top + plotH - 3}" text-anchor="middle" font-size="9">n/a</text>`);
       }
     }
-    out.push(`<text x="${gx + groupW / 2}" y="${top + plotH + 16}" text-anchor="middle">${esc(group.label)}</text>`);
-    if (group.note) out.push(`<text x="${gx + groupW / 2}" y="${top + plotH + 30}" text-anchor="middle" fill="#4a5568" font-size="10">${esc(group.note)}</text>`);
+    // a label "a, b" takes two lines so neighbouring groups never overlap
+    const lines = group.label.split(', ');
+    for (const [k, line] of lines.entries()) out.push(`<text x="${gx + groupW / 2}" y="${top + plotH + 16 + k * 13}" text-anchor="middle">${esc(line)}</text>`);
+    if (group.note) out.push(`<text x="${gx + groupW / 2}" y="${top + plotH + 18 + lines.length * 13}" text-anchor="middle" fill="#4a5568" font-size="10">${esc(group.note)}</text>`);
   }
   out.push(`<line x1="${left}" x2="${width - 10}" y1="${top + plotH}" y2="${top + plotH}" stroke="#4a5568"/>`);
   out.push('</svg>');

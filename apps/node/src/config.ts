@@ -42,6 +42,10 @@ export interface Config {
   readonly dataDir: string;
   readonly durability: Durability;
   readonly retention: { readonly maxEntries: number; readonly maxAgeMs: number };
+  /** How often log retention runs, in ms. */
+  readonly pruneIntervalMs: number;
+  /** Added to this node's wall clock (ms, may be negative): simulates clock skew in tests. */
+  readonly clockOffsetMs: number;
   /** Largest accepted request body, in bytes. */
   readonly bodyLimit: number;
   /** When set, table routes need `Authorization: Bearer <token>`. */
@@ -101,6 +105,12 @@ export function loadConfig(env: Env): Config {
   const durability = oneOf<Durability>('WRITE_DURABILITY', ['committed', 'flushed'], 'committed');
   const maxEntries = int('LOG_RETENTION_ENTRIES', 1_000_000, 1, Number.MAX_SAFE_INTEGER);
   const maxAgeMs = int('LOG_RETENTION_MS', 7 * 24 * 3600_000, 1000, Number.MAX_SAFE_INTEGER);
+  const pruneIntervalMs = int('LOG_PRUNE_INTERVAL_MS', 10_000, 100, 24 * 3600_000);
+  const clockOffsetRaw = str('CLOCK_OFFSET_MS', '0');
+  const clockOffsetMs = /^-?\d{1,12}$/.test(clockOffsetRaw) ? Number(clockOffsetRaw) : Number.NaN;
+  if (!Number.isSafeInteger(clockOffsetMs) || Math.abs(clockOffsetMs) > 24 * 3600_000) {
+    problems.push(`CLOCK_OFFSET_MS must be an integer from -86400000 to 86400000, got ${JSON.stringify(clockOffsetRaw)}`);
+  }
   const bodyLimit = int('BODY_LIMIT', 1024 * 1024, 1024, 64 * 1024 * 1024);
   const apiToken = env['API_TOKEN'] === '' ? undefined : env['API_TOKEN'];
   if (apiToken !== undefined && apiToken.length < 16) problems.push('API_TOKEN must be at least 16 characters');
@@ -157,6 +167,8 @@ export function loadConfig(env: Env): Config {
     dataDir,
     durability,
     retention: { maxEntries, maxAgeMs },
+    pruneIntervalMs,
+    clockOffsetMs: Number.isSafeInteger(clockOffsetMs) ? clockOffsetMs : 0,
     bodyLimit,
     apiToken,
     confirmTimeoutMs,

@@ -25,6 +25,8 @@ async function main(): Promise<void> {
     nodeName: config.nodeName,
     durability: config.durability,
     retention: config.retention,
+    pruneIntervalMs: config.pruneIntervalMs,
+    ...(config.clockOffsetMs !== 0 ? { wallClock: () => Date.now() + config.clockOffsetMs } : {}),
   });
   const logger = pino({ level: config.logLevel });
   let transport: ReplicationTransport | undefined;

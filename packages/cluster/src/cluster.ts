@@ -4,7 +4,7 @@ import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { freePort, startNatsCluster, type NatsServer } from '@replica/transport-nats';
-import { createCertificateAuthority, createNodeCertificate } from '@replica/transport-plexus/certs';
+import { createCertificateAuthority, createNodeCertificate, type CertificateAuthority } from '@replica/transport-plexus/certs';
 
 /** `node apps/node/dist/main.js`, found through the workspace dependency. */
 export const NODE_MAIN = join(dirname(createRequire(import.meta.url).resolve('@replica/node/package.json')), 'dist', 'main.js');
@@ -24,6 +24,17 @@ export interface ClusterOptions {
   readonly natsServerBin?: string;
   /** Extra environment for every node (LOG_LEVEL, WRITE_DURABILITY, …). */
   readonly env?: Readonly<Record<string, string>>;
+  /** Extra environment for one node (applied after `env`), e.g. a clock offset for n2 only. */
+  readonly nodeEnv?: (name: string, index: number) => Readonly<Record<string, string>>;
+  /**
+   * plexus: the address node `from` dials to reach peer `to` (default: the peer's own).
+   * Tests put a fault-injecting proxy on a link this way.
+   */
+  readonly peerAddress?: (from: string, to: string, address: { host: string; port: number }) => { host: string; port: number } | Promise<{ host: string; port: number }>;
+  /** plexus: the cluster CA to sign node certificates with (default: a new one). */
+  readonly ca?: CertificateAuthority;
+  /** nats: user/password the nats-servers require from clients (the nodes get them in NATS_URL) and on routes. */
+  readonly natsAuth?: { readonly user: string; readonly password: string };
   /** Extra Node.js options for every node process (e.g. `--cpu-prof`). */
   readonly execArgv?: readonly string[];
   /** How long start-up and peer links may take. Default 30 s. */
@@ -106,10 +117,16 @@ export async function startCluster(opts: ClusterOptions): Promise<Cluster> {
   if (opts.transport === 'plexus') {
     const certDir = join(dir, 'certs');
     mkdirSync(certDir, { recursive: true });
-    const ca = await createCertificateAuthority();
+    const ca = opts.ca ?? (await createCertificateAuthority());
     writeFileSync(join(certDir, 'ca.crt'), ca.cert);
-    const peers = names.map((n, i) => `${n}@${host}:${replPorts[i]}`).join(',');
     for (const [i, name] of names.entries()) {
+      const peerList: string[] = [];
+      for (const [j, peer] of names.entries()) {
+        const own = { host, port: replPorts[j] as number };
+        const a = i === j || !opts.peerAddress ? own : await opts.peerAddress(name, peer, own);
+        peerList.push(`${peer}@${a.host}:${a.port}`);
+      }
+      const peers = peerList.join(',');
       const c = await createNodeCertificate(ca, { name, hosts: ['localhost', host] });
       writeFileSync(join(certDir, `${name}.crt`), c.cert);
       writeFileSync(join(certDir, `${name}.key`), c.key, { mode: 0o600 });
@@ -127,7 +144,13 @@ export async function startCluster(opts: ClusterOptions): Promise<Cluster> {
   let natsServers: NatsServer[] = [];
   let stopNats = async () => {};
   if (opts.transport === 'nats') {
-    const nats = await startNatsCluster({ names, dir: join(dir, 'nats'), host, ...(opts.natsServerBin ? { bin: opts.natsServerBin } : {}) });
+    const nats = await startNatsCluster({
+      names,
+      dir: join(dir, 'nats'),
+      host,
+      ...(opts.natsServerBin ? { bin: opts.natsServerBin } : {}),
+      ...(opts.natsAuth ? { auth: opts.natsAuth, clusterAuth: opts.natsAuth } : {}),
+    });
     natsServers = nats.servers;
     stopNats = nats.stop;
     for (const [i, name] of names.entries()) {
@@ -138,6 +161,8 @@ export async function startCluster(opts: ClusterOptions): Promise<Cluster> {
       });
     }
   }
+
+  if (opts.nodeEnv) for (const [i, name] of names.entries()) Object.assign(envs[i] as Record<string, string>, opts.nodeEnv(name, i));
 
   const procs = new Map<number, Running>();
   live.add(procs);

@@ -150,6 +150,8 @@ export class Store implements LocalNode {
   readonly #dirtyTables = new Set<string>();
   #dirtyHead = false;
   #lastWrite: Promise<boolean> | undefined;
+  /** Retention holds: holder → first seq it still needs (see retainLog). */
+  readonly #holds = new Map<string, number>();
 
   private constructor(env: RootDatabase, options: StoreOptions) {
     this.name = options.nodeName;
@@ -440,6 +442,11 @@ export class Store implements LocalNode {
 
   // ---------------------------------------------------------------- retention
 
+  retainLog(holder: string, fromSeq: number | undefined): void {
+    if (fromSeq === undefined) this.#holds.delete(holder);
+    else this.#holds.set(holder, fromSeq);
+  }
+
   /**
    * Deletes log entries beyond the retention bounds, oldest first, in chunks; the
    * newest entry always stays. Resolves with how many entries were pruned.
@@ -457,9 +464,12 @@ export class Store implements LocalNode {
       const last = this.#committedSeq;
       const minAge = this.#wallClock() - this.#retention.maxAgeMs;
       const keepFrom = last - this.#retention.maxEntries + 1;
+      // Entries a holder (an outbox) still needs stay, whatever their age or count.
+      let held = Number.POSITIVE_INFINITY;
+      for (const from of this.#holds.values()) held = Math.min(held, from);
       const victims: [number, StoredEntry][] = [];
       for (const { key, value } of this.#log.getRange({ end: last, limit: PRUNE_CHUNK })) {
-        if (key >= keepFrom && value[7] >= minAge) break;
+        if ((key >= keepFrom && value[7] >= minAge) || key >= held) break;
         victims.push([key, value]);
       }
       if (victims.length === 0) return total;

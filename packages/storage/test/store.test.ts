@@ -149,4 +149,24 @@ describe('the log', () => {
     expect(await s.prune()).toBe(5);
     expect(s.readLog(1, 100).map((e) => e.id)).toEqual(['new0', 'new1', 'new2']);
   });
+
+  it('keeps entries an outbox still holds, whatever retention says, until it moves on', async () => {
+    let now = 1_000_000;
+    const s = t.open('n1', { retention: { maxEntries: 5, maxAgeMs: 1000 }, wallClock: () => now });
+    for (let i = 0; i < 20; i++) await s.put('t', { id: `k${i}` });
+    now += 5000;
+    s.retainLog('outbox', 8);
+    s.retainLog('other', 12);
+    expect(await s.prune()).toBe(7);
+    expect(s.firstSeq()).toBe(8);
+    s.retainLog('outbox', 15);
+    expect(await s.prune()).toBe(4); // down to the other holder
+    s.retainLog('other', undefined);
+    expect(await s.prune()).toBe(3);
+    expect(s.firstSeq()).toBe(15);
+    s.retainLog('outbox', undefined);
+    expect(await s.prune()).toBe(5); // age: all but the newest
+    expect(s.firstSeq()).toBe(20);
+    expect(s.verify()).toEqual([]);
+  });
 });

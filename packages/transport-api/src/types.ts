@@ -105,6 +105,11 @@ export interface LocalNode {
   mergeSnapshot(records: readonly SnapshotRecord[]): Promise<number>;
   /** After a complete merge: raises each cursor to at least the snapshot's. */
   adoptCursors(cursors: Cursors): Promise<void>;
+  /**
+   * Keeps log entries with `seq >= fromSeq` out of retention's reach for `holder` (an
+   * outbox that has not shipped them yet); `undefined` releases the hold. Optional.
+   */
+  retainLog?(holder: string, fromSeq: number | undefined): void;
 }
 
 /** Replication state of one peer as seen from this node. */

@@ -34,6 +34,9 @@ import {
   type TransportStatus,
 } from '@replica/transport-api';
 
+/** The retention hold of the outbox: own entries the stream does not hold yet stay in the log. */
+const OUTBOX_HOLD = 'nats-outbox';
+
 /**
  * How committed writes go to the broker:
  * - `per-write`: one message per write; the write's HTTP answer waits for the broker's
@@ -200,6 +203,8 @@ class Nats implements NatsTransport {
     if (this.#state !== 'new') throw new TransportStateError(this.kind, this.#state, `cannot start a transport that is ${this.#state}`);
     this.#state = 'started';
     this.#node = node;
+    // Until shipping knows what the stream holds, retention keeps the whole log.
+    node.retainLog?.(OUTBOX_HOLD, 1);
     const { servers, user, pass } = splitCredentials(typeof this.init.servers === 'string' ? [this.init.servers] : [...this.init.servers]);
     try {
       this.#nc = await connect({
@@ -261,6 +266,7 @@ class Nats implements NatsTransport {
   }
 
   async stop(): Promise<void> {
+    this.#node?.retainLog?.(OUTBOX_HOLD, undefined);
     if (this.#state !== 'started') {
       this.#state = 'stopped';
       return;
@@ -452,6 +458,7 @@ class Nats implements NatsTransport {
     const node = this.#node as LocalNode;
     const publisher = new AsyncPublisher(this.#nc as NatsConnection, this.#cfg.publishTimeoutMs);
     let pos = this.#ownStart();
+    node.retainLog?.(OUTBOX_HOLD, pos);
     const inflight: Promise<void>[] = [];
     let failed = false;
     // Each message expects the previous one to be the stream's last: after a failed
@@ -474,6 +481,7 @@ class Nats implements NatsTransport {
         }
         prevId = this.#lastStoredId;
         pos = this.#ownStart();
+        node.retainLog?.(OUTBOX_HOLD, pos);
         continue;
       }
       const entries = node.readLog(pos, this.mode === 'batched' ? this.#cfg.batchMaxEntries : 256);
@@ -551,6 +559,8 @@ class Nats implements NatsTransport {
       this.#publishedOriginSeq = run.last;
       if (run.seq > this.#shippedSeq) this.#shippedSeq = run.seq;
     }
+    // Retention may now prune what the stream holds, never what it still lacks.
+    this.#node?.retainLog?.(OUTBOX_HOLD, this.#shippedSeq + 1);
     // Waiters are added in commit order, so the shipped ones are at the front.
     for (const [s, ws] of this.#shipWaiters) {
       if (s > this.#shippedSeq) break;
@@ -634,12 +644,22 @@ class Nats implements NatsTransport {
         let buf: JsMsg[] = [];
         let chain: Promise<void> = Promise.resolve();
         let scheduled = false;
-        const flush = () => {
+        // A failed batch stops this consumer (its unacknowledged messages come again
+        // after ack_wait) and is rethrown below: never an unhandled rejection.
+        let failure: { err: unknown } | undefined;
+        const flush = async () => {
           const b = buf;
           buf = [];
-          return b.length > 0 ? this.#applyMessages(o, node, b) : Promise.resolve();
+          if (b.length === 0 || failure) return;
+          try {
+            await this.#applyMessages(o, node, b);
+          } catch (err) {
+            failure = { err };
+            messages.stop();
+          }
         };
         for await (const m of messages) {
+          if (failure) break;
           buf.push(m);
           if (buf.length >= this.#cfg.fetchBatch) {
             chain = chain.then(flush);
@@ -653,6 +673,7 @@ class Nats implements NatsTransport {
           }
         }
         await chain;
+        if (failure) throw failure.err;
       } catch (err) {
         if (this.#state !== 'started') return;
         this.log.warn({ origin: o.name, err: (err as Error).message }, 'nats: consuming failed; retrying');
@@ -710,10 +731,7 @@ class Nats implements NatsTransport {
    * node needs) is closed by a merge resync from the origin, or else from any peer.
    */
   async #resyncIfDiscarded(o: Origin, node: LocalNode, cursor: number): Promise<void> {
-    const jsm = this.#jsm as JetStreamManager;
-    const info = await jsm.streams.info(o.stream);
-    if (info.state.messages === 0) return;
-    const first = decodeBatch((await jsm.streams.getMessage(o.stream, { seq: info.state.first_seq })).data)[0];
+    const first = await this.#oldestInStream(o.stream);
     if (!first || cursor + 1 >= first.originSeq) return; // still in the stream: redelivery fills it
     this.log.warn(
       { origin: o.name, cursor, oldestInStream: first.originSeq },
@@ -734,6 +752,23 @@ class Nats implements NatsTransport {
       }
     }
     this.log.error({ origin: o.name }, 'nats: no node could resync this origin yet; will retry');
+  }
+
+  /**
+   * The first entry of a stream's oldest message (undefined when it is empty). The
+   * stream's limits may discard that message between the info and the read: read again.
+   */
+  async #oldestInStream(stream: string): Promise<LogEntry | undefined> {
+    const jsm = this.#jsm as JetStreamManager;
+    for (let attempt = 1; ; attempt++) {
+      const info = await jsm.streams.info(stream);
+      if (info.state.messages === 0) return undefined;
+      try {
+        return decodeBatch((await jsm.streams.getMessage(stream, { seq: info.state.first_seq })).data)[0];
+      } catch (err) {
+        if (attempt >= 5 || (err as { code?: string }).code !== '404') throw err;
+      }
+    }
   }
 
   /**

@@ -1,0 +1,156 @@
+// Security checks against running multi-process clusters: every intruder is refused,
+// counted, and changes no data anywhere.
+import { readFileSync } from 'node:fs';
+import { connect as tcpConnect } from 'node:net';
+import { connect as tlsConnect, type ConnectionOptions } from 'node:tls';
+import { connect as natsConnect } from 'nats';
+import { afterEach, describe, expect, it } from 'vitest';
+import { startCluster, type Cluster } from '@replica/cluster';
+import { createCertificateAuthority, createNodeCertificate } from '@replica/transport-plexus/certs';
+import { checkConverged, insertLoad, sleep, status } from './lib/harness.js';
+
+/** A would-be peer frame: length prefix, then bytes claiming to carry a batch. */
+const FAKE_FRAME = Buffer.concat([Buffer.from([0, 0, 0, 24]), Buffer.from('BATCH{"id":"intruder"}!!')]);
+
+/** Connects, sends a fake frame as soon as it can, and resolves when the server hung up. */
+function intrude(open: () => import('node:net').Socket): Promise<{ gotData: boolean }> {
+  return new Promise((resolve) => {
+    const s = open();
+    let gotData = false;
+    s.on('data', () => (gotData = true));
+    s.on('error', () => {});
+    s.on('secureConnect', () => s.write(FAKE_FRAME));
+    s.on('connect', () => {
+      if (!('encrypted' in s)) s.write(FAKE_FRAME);
+    });
+    s.on('close', () => resolve({ gotData }));
+    setTimeout(() => s.destroy(), 5000);
+  });
+}
+
+/** Tables (counts and digests) of every node, as one comparable string. */
+async function snapshot(c: Cluster): Promise<string[]> {
+  return Promise.all(c.nodes.map(async (n) => JSON.stringify((await status(n.url)).tables)));
+}
+
+async function rejected(url: string, reason: string): Promise<number> {
+  const text = await (await fetch(`${url}/metrics`)).text();
+  const m = new RegExp(`^replica_transport_rejected_total\\{reason="${reason}"\\} (\\d+)$`, 'm').exec(text);
+  return m ? Number(m[1]) : 0;
+}
+
+describe('security', () => {
+  let cluster: Cluster | undefined;
+  afterEach(async () => {
+    await cluster?.stop();
+    cluster = undefined;
+  });
+
+  it('plexus refuses another CA, an expired certificate, an unknown name and plain TCP; no data changes', async () => {
+    const ca = await createCertificateAuthority();
+    const c = (cluster = await startCluster({ nodes: 3, transport: 'plexus', ca }));
+    const seed = insertLoad(c, { targets: () => [0, 1, 2], prefix: 's', concurrency: 6, maxWrites: 120, maxMs: 20_000 });
+    await seed.done;
+    await checkConverged(c, { acked: seed.acked });
+    const before = await snapshot(c);
+
+    // n1 dials n2, so n1's view of n2 gives n2's peer address
+    const s1 = (await status(c.nodes[0]?.url as string)) as unknown as { replication: { peers: { name: string; info: Record<string, string> }[] } };
+    const [host, port] = (s1.replication.peers.find((p) => p.name === 'n2')?.info['address'] as string).split(':') as [string, string];
+    const target = { host, port: Number(port) };
+    const n2 = c.nodes[1]?.url as string;
+    const tls = (o: ConnectionOptions) => () => tlsConnect({ ...target, ...o, ca: ca.cert, rejectUnauthorized: false, checkServerIdentity: () => undefined });
+
+    const day = 24 * 3600_000;
+    const otherCa = await createCertificateAuthority('intruder-ca');
+    const cases: [string, () => import('node:net').Socket][] = [
+      ['untrustedCertificate', tls({ ...(await createNodeCertificate(otherCa, { name: 'n1' })) })],
+      ['expired', tls({ ...(await createNodeCertificate(ca, { name: 'n1', notBefore: new Date(Date.now() - 30 * day), notAfter: new Date(Date.now() - day) })) })],
+      ['unknownName', tls({ ...(await createNodeCertificate(ca, { name: 'mallory' })) })],
+      ['notTls', () => tcpConnect(target)],
+    ];
+    for (const [reason, open] of cases) {
+      const was = await rejected(n2, reason);
+      const r = await intrude(open);
+      expect(r.gotData, `${reason}: the intruder got no replication data`).toBe(false);
+      const deadline = Date.now() + 5000;
+      while ((await rejected(n2, reason)) === was && Date.now() < deadline) await sleep(50);
+      expect(await rejected(n2, reason), `${reason} counted`).toBe(was + 1);
+    }
+    const log = readFileSync(c.nodes[1]?.logFile as string, 'utf8');
+    for (const [reason] of cases) expect(log, `${reason} logged`).toContain(`"reason":"${reason}"`);
+    expect(await snapshot(c)).toEqual(before);
+    // the real peers never noticed
+    const after = insertLoad(c, { targets: () => [0, 1, 2], prefix: 't', concurrency: 6, maxWrites: 60, maxMs: 20_000 });
+    await after.done;
+    await checkConverged(c, { acked: [...seed.acked, ...after.acked] });
+  });
+
+  it('nats with auth refuses clients and routes without credentials; no data changes', async () => {
+    const natsAuth = { user: 'replica', password: 'a-long-cluster-password' };
+    const c = (cluster = await startCluster({ nodes: 3, transport: 'nats', natsAuth }));
+    const seed = insertLoad(c, { targets: () => [0, 1, 2], prefix: 's', concurrency: 6, maxWrites: 120, maxMs: 20_000 });
+    await seed.done;
+    expect(seed.failed()).toBe(0);
+    await checkConverged(c, { acked: seed.acked });
+    const before = await snapshot(c);
+
+    const url = new URL((c.natsServers[0]?.url as string).replace('nats://', 'http://'));
+    const bare = `nats://${url.hostname}:${url.port}`;
+    for (const creds of [{}, { user: 'replica', pass: 'wrong-password' }, { user: 'intruder', pass: 'a-long-cluster-password' }]) {
+      const err = await natsConnect({ servers: bare, reconnect: false, timeout: 3000, ...creds }).then(
+        async (nc) => {
+          await nc.close();
+          return undefined;
+        },
+        (e: { code?: string }) => e,
+      );
+      expect(err?.code, `connect with ${JSON.stringify(creds)}`).toBe('AUTHORIZATION_VIOLATION');
+    }
+    // a would-be server joining the cluster without the route credentials
+    const config = readFileSync(c.natsServers[0]?.configFile as string, 'utf8');
+    const route = /cluster \{[^}]*?listen: "([^:"]+):(\d+)"/s.exec(config);
+    expect(route, 'route port in the config').not.toBeNull();
+    const reply = await new Promise<string>((resolve) => {
+      const s = tcpConnect({ host: route?.[1] as string, port: Number(route?.[2]) });
+      let got = '';
+      s.on('data', (d) => {
+        got += d.toString();
+        if (got.includes('INFO')) s.write('CONNECT {"verbose":false,"pedantic":false,"name":"intruder"}\r\nPING\r\n');
+      });
+      s.on('error', () => {});
+      s.on('close', () => resolve(got));
+      setTimeout(() => s.destroy(), 5000);
+    });
+    expect(reply).toMatch(/-ERR 'Authorization Violation'/);
+
+    expect(await snapshot(c)).toEqual(before);
+    const after = insertLoad(c, { targets: () => [0, 1, 2], prefix: 't', concurrency: 6, maxWrites: 60, maxMs: 20_000 });
+    await after.done;
+    expect(after.failed()).toBe(0);
+    await checkConverged(c, { acked: [...seed.acked, ...after.acked] });
+  });
+
+  it('the REST API with API_TOKEN refuses missing and wrong tokens; no data changes', async () => {
+    const token = 'a-token-of-at-least-16-chars';
+    const c = (cluster = await startCluster({ nodes: 2, transport: 'plexus', env: { API_TOKEN: token } }));
+    const ok = insertLoad(c, { targets: () => [0, 1], prefix: 's', concurrency: 4, maxWrites: 40, maxMs: 20_000, token });
+    await ok.done;
+    expect(ok.acked.length).toBe(40);
+    await sleep(500);
+    const before = await snapshot(c);
+    const url = c.nodes[0]?.url as string;
+    const body = JSON.stringify({ id: 'intruder', x: 1 });
+    const json = { 'content-type': 'application/json' };
+    for (const auth of [undefined, 'Bearer wrong-token-wrong-token', `Basic ${Buffer.from(`x:${token}`).toString('base64')}`, token, `Bearer ${token}x`, 'Bearer ']) {
+      const headers = auth === undefined ? json : { ...json, authorization: auth };
+      for (const [method, path] of [['POST', '/items'], ['PUT', '/items/intruder'], ['DELETE', `/items/${ok.acked[0]}`], ['GET', `/items/${ok.acked[0]}`]] as const) {
+        const r = await fetch(`${url}${path}`, { method, headers, ...(method === 'POST' || method === 'PUT' ? { body } : {}) });
+        const out = (await r.json()) as { code?: string };
+        expect([r.status, out.code], `${method} ${path} with ${auth}`).toEqual([401, 'REPLICA_ERR_AUTH_REQUIRED']);
+      }
+    }
+    expect(await snapshot(c)).toEqual(before);
+    await checkConverged(c, { acked: ok.acked, token });
+  });
+});
