@@ -35,8 +35,12 @@ describe('loadConfig', () => {
       API_TOKEN: 'a-long-enough-token',
       CONFIRM_TIMEOUT_MS: '250',
       LOG_LEVEL: 'warn',
+      LOG_PRUNE_INTERVAL_MS: '500',
+      CLOCK_OFFSET_MS: '-90000',
     });
     expect(c).toMatchObject({
+      pruneIntervalMs: 500,
+      clockOffsetMs: -90000,
       nodeName: 'n1',
       host: '0.0.0.0',
       port: 9000,
@@ -66,6 +70,15 @@ describe('loadConfig', () => {
     expect(problems.join('\n')).toMatch(/API_TOKEN must be at least 16/);
     expect(problems.join('\n')).toMatch(/REPLICATION_TRANSPORT must be one of none, plexus, nats, got "carrier-pigeon"/);
     expect((err as ConfigError).code).toBe('REPLICA_ERR_CONFIG_INVALID');
+  });
+
+  it('takes a signed clock offset of at most a day, and nothing else', () => {
+    expect(loadConfig({}).clockOffsetMs).toBe(0);
+    expect(loadConfig({ CLOCK_OFFSET_MS: '120000' }).clockOffsetMs).toBe(120000);
+    for (const bad of ['+5', '1e3', '86400001', '-86400001', 'soon', '1.5']) {
+      expect(() => loadConfig({ CLOCK_OFFSET_MS: bad }), bad).toThrow(/CLOCK_OFFSET_MS must be an integer from -86400000 to 86400000/);
+    }
+    expect(() => loadConfig({ LOG_PRUNE_INTERVAL_MS: '10' })).toThrow(/LOG_PRUNE_INTERVAL_MS must be an integer from 100/);
   });
 
   it('accepts only plain decimal integers', () => {
