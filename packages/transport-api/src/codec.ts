@@ -10,7 +10,9 @@ import type { LogEntry, RecordValue, SnapshotRecord, Version } from './types.js'
  */
 export const CODEC_VERSION = 1;
 
-const packr = new Packr({ useRecords: false, mapsAsObjects: true, int64AsType: 'number' });
+// structuredClone: false refuses msgpackr's reference extensions, so a decoded value is
+// always a tree: no shared or cyclic objects.
+const packr = new Packr({ useRecords: false, mapsAsObjects: true, int64AsType: 'number', structuredClone: false });
 
 type EntryTuple = [
   seq: number,
@@ -62,6 +64,63 @@ const VERSION_BYTE = Buffer.from([CODEC_VERSION]); // a positive fixint
 
 const isSeq = (n: unknown): n is number => Number.isSafeInteger(n) && (n as number) >= 0;
 
+/**
+ * Deepest nesting of arrays and objects a record value may have on the wire (the record
+ * itself is level 1). Stores refuse more than 32 levels by default; msgpackr's recursive
+ * encoder (used to forward and to store a record) overflows the stack at about 1,400.
+ */
+const MAX_VALUE_DEPTH = 256;
+
+/**
+ * Whether `root` is plain data as JSON.parse builds it, nested at most
+ * {@link MAX_VALUE_DEPTH} levels: null, booleans, numbers, strings, arrays and plain
+ * objects. msgpackr also decodes extensions (dates, sets, bigints, errors, typed arrays,
+ * `undefined`, binaries, its 0xc1 marker object): none of them is a record field, and some
+ * can be neither stored, nor served as JSON, nor re-encoded. Iterative, so nesting cannot
+ * overflow the stack; it terminates because decoded values are trees (see `structuredClone`
+ * above). (msgpackr decodes invalid UTF-8 to U+FFFD, so strings are well-formed.)
+ */
+function isPlainData(root: unknown): boolean {
+  const values: unknown[] = [root];
+  const depths: number[] = [0];
+  while (values.length > 0) {
+    const v = values.pop();
+    const depth = depths.pop() as number;
+    switch (typeof v) {
+      case 'string':
+      case 'number':
+      case 'boolean':
+        break;
+      case 'object': {
+        if (v === null) break;
+        if (depth >= MAX_VALUE_DEPTH) return false;
+        const proto: unknown = Object.getPrototypeOf(v);
+        if (proto === Array.prototype) {
+          for (const child of v as unknown[]) {
+            values.push(child);
+            depths.push(depth + 1);
+          }
+        } else if (proto === Object.prototype) {
+          for (const k in v) {
+            values.push((v as Record<string, unknown>)[k]);
+            depths.push(depth + 1);
+          }
+        } else {
+          return false;
+        }
+        break;
+      }
+      default:
+        return false;
+    }
+  }
+  return true;
+}
+
+/** Whether `v` can be the value of a put of record `id`: a plain-data object whose `id` is `id`. */
+const isRecordValueOf = (v: unknown, id: string): v is RecordValue =>
+  v !== null && typeof v === 'object' && Object.getPrototypeOf(v) === Object.prototype && (v as { id?: unknown }).id === id && isPlainData(v);
+
 /** Decodes and validates a batch. Throws {@link MalformedFrameError} on anything unexpected. */
 export function decodeBatch(buf: Uint8Array): LogEntry[] {
   let raw: unknown;
@@ -71,7 +130,10 @@ export function decodeBatch(buf: Uint8Array): LogEntry[] {
     throw new MalformedFrameError('not valid msgpack', { cause });
   }
   if (!Array.isArray(raw) || raw.length === 0) throw new MalformedFrameError('not a batch array');
-  if (raw[0] !== CODEC_VERSION) throw new MalformedFrameError(`unknown codec version ${String(raw[0])}`);
+  if (raw[0] !== CODEC_VERSION) {
+    // Never String(raw[0]): it may be a huge or deeply nested array.
+    throw new MalformedFrameError(`unknown codec version ${typeof raw[0] === 'number' ? raw[0] : typeof raw[0]}`);
+  }
   const entries: LogEntry[] = [];
   for (let i = 1; i < raw.length; i++) entries.push(decodeEntry(raw[i], i - 1));
   return entries;
@@ -105,6 +167,7 @@ function decodeEntry(t: unknown, index: number): LogEntry {
   }
   if (value === null || typeof value !== 'object' || Array.isArray(value)) bad('put value is not an object');
   if ((value as { id?: unknown }).id !== id) bad('put value id does not match the entry id');
+  if (!isRecordValueOf(value, id as string)) bad(`put value is not plain JSON data nested at most ${MAX_VALUE_DEPTH} levels`);
   return { ...base, op: 'put', value: value as RecordValue };
 }
 
@@ -129,14 +192,10 @@ export function decodeSnapshot(payload: Uint8Array): SnapshotRecord[] {
     if (!Array.isArray(t) || t.length !== 6) throw new MalformedFrameError(`snapshot record ${i} is not a 6-tuple`);
     const [table, id, wall, counter, node, value] = t as unknown[];
     if (!isTableName(table) || !isRecordId(id)) throw new MalformedFrameError(`snapshot record ${i}: bad table or id`);
-    if (!Number.isSafeInteger(wall) || !Number.isSafeInteger(counter) || !isNodeName(node)) {
-      throw new MalformedFrameError(`snapshot record ${i}: bad version`);
-    }
-    const version = [wall as number, counter as number, node as string] as const;
+    if (!isSeq(wall) || !isSeq(counter) || !isNodeName(node)) throw new MalformedFrameError(`snapshot record ${i}: bad version`);
+    const version = [wall, counter, node] as const;
     if (value === null) return { table, id, version };
-    if (typeof value !== 'object' || Array.isArray(value) || (value as { id?: unknown }).id !== id) {
-      throw new MalformedFrameError(`snapshot record ${i}: bad value`);
-    }
-    return { table, id, version, value: value as RecordValue };
+    if (!isRecordValueOf(value, id)) throw new MalformedFrameError(`snapshot record ${i}: bad value`);
+    return { table, id, version, value };
   });
 }

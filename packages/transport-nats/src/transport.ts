@@ -134,6 +134,11 @@ interface Origin {
   deferred: number;
   lastAppliedVersionMs: number;
   resyncs: number;
+  /** Times the durable consumer was re-created at this node's cursor (start, gaps). */
+  repositions: number;
+  /** Set when a gap was seen: the consumer is re-created at the cursor instead of nak-ing. */
+  reposition: boolean;
+  lastRepositionMs: number;
 }
 
 interface Waiter {
@@ -310,6 +315,7 @@ class Nats implements NatsTransport {
         entriesApplied: o.applied,
         entriesDeferred: o.deferred,
         resyncs: o.resyncs,
+        repositions: o.repositions,
       },
       info: { stream: o.stream, consumer: node?.name ?? '' },
       appliedThrough: { [o.name]: node?.cursors()[o.name] ?? 0 },
@@ -601,7 +607,7 @@ class Nats implements NatsTransport {
       const origin = name.slice(prefix.length);
       let o = this.#origins.get(origin);
       if (!o) {
-        o = { name: origin, stream: name, consumer: undefined, messages: undefined, running: false, pending: 0, ackPending: 0, redelivered: 0, fetched: 0, applied: 0, deferred: 0, lastAppliedVersionMs: 0, resyncs: 0 };
+        o = { name: origin, stream: name, consumer: undefined, messages: undefined, running: false, pending: 0, ackPending: 0, redelivered: 0, fetched: 0, applied: 0, deferred: 0, lastAppliedVersionMs: 0, resyncs: 0, repositions: 0, reposition: true, lastRepositionMs: 0 };
         this.#origins.set(origin, o);
       }
       if (!o.running) {
@@ -621,19 +627,15 @@ class Nats implements NatsTransport {
   }
 
   async #consume(o: Origin, node: LocalNode): Promise<void> {
-    const jsm = this.#jsm as JetStreamManager;
     const js = this.#js as JetStreamClient;
     while (this.#state === 'started' && o.running) {
       try {
-        if (!o.consumer) {
-          await jsm.consumers.add(o.stream, {
-            durable_name: node.name,
-            // One ack per applied batch (it covers every earlier message) instead of one per message.
-            ack_policy: AckPolicy.All,
-            deliver_policy: DeliverPolicy.All,
-            ack_wait: nanos(this.#cfg.ackWaitMs),
-            max_ack_pending: 20_000,
-          });
+        if (!o.consumer || o.reposition) {
+          // a gap that re-positioning did not close (entries the stream never got) must not spin
+          if (o.consumer && Date.now() - o.lastRepositionMs < 1000) await new Promise((r) => setTimeout(r, 500));
+          o.consumer = undefined;
+          o.lastRepositionMs = Date.now();
+          await this.#positionConsumer(o, node);
           o.consumer = await js.consumers.get(o.stream, node.name);
         }
         // consume() keeps pull requests open, so messages arrive as they are stored;
@@ -650,7 +652,8 @@ class Nats implements NatsTransport {
         const flush = async () => {
           const b = buf;
           buf = [];
-          if (b.length === 0 || failure) return;
+          // after a gap, what is buffered comes again from the re-positioned consumer
+          if (b.length === 0 || failure || o.reposition) return;
           try {
             await this.#applyMessages(o, node, b);
           } catch (err) {
@@ -716,12 +719,76 @@ class Nats implements NatsTransport {
     }
     lastDone?.ack();
     if (firstPending >= 0) {
-      for (const { msg } of decoded.slice(firstPending)) msg.nak(500);
+      // A gap: what is missing was delivered before (to a process that died, or ahead
+      // of a failed batch) and would come back only after ack_wait, while everything
+      // after it would be nak-ed round after round. Re-create the consumer at the
+      // cursor instead; if the stream no longer holds the gap, merge a snapshot first.
       await this.#resyncIfDiscarded(o, node, cursor);
+      o.reposition = true;
+      o.messages?.stop();
     }
     const newest = all.at(-1);
     if (newest) o.lastAppliedVersionMs = newest.version[0];
     if (r.applied > 0) this.#appliedDirty = true;
+  }
+
+  /**
+   * (Re-)creates this node's durable consumer on `o.stream` so that delivery starts at
+   * the first message holding an entry after this node's cursor: positioned by what
+   * this node has applied, not by what the broker remembers delivering (a restarted
+   * or wiped node, or one that saw a gap).
+   */
+  async #positionConsumer(o: Origin, node: LocalNode): Promise<void> {
+    const jsm = this.#jsm as JetStreamManager;
+    const next = (node.cursors()[o.name] ?? 0) + 1;
+    const startSeq = await this.#streamSeqOf(o.stream, next);
+    try {
+      await jsm.consumers.delete(o.stream, node.name);
+    } catch (err) {
+      if ((err as { code?: string }).code !== '404') throw err;
+    }
+    await jsm.consumers.add(o.stream, {
+      durable_name: node.name,
+      // One ack per applied batch (it covers every earlier message) instead of one per message.
+      ack_policy: AckPolicy.All,
+      deliver_policy: DeliverPolicy.StartSequence,
+      opt_start_seq: startSeq,
+      ack_wait: nanos(this.#cfg.ackWaitMs),
+      max_ack_pending: 20_000,
+    });
+    o.reposition = false;
+    o.repositions++;
+    this.log.debug({ origin: o.name, nextOriginSeq: next, startSeq }, 'nats: consumer positioned at the cursor');
+  }
+
+  /**
+   * The stream sequence of the first message whose entries reach `originSeq` (the
+   * stream's next sequence when none does). A stream holds an origin's entries in
+   * order, so this is a binary search over message reads.
+   */
+  async #streamSeqOf(stream: string, originSeq: number): Promise<number> {
+    const jsm = this.#jsm as JetStreamManager;
+    const info = await jsm.streams.info(stream);
+    if (info.state.messages === 0) return info.state.last_seq + 1;
+    /** Last originSeq in message `seq`, or undefined when the limits discarded it meanwhile. */
+    const lastAt = async (seq: number): Promise<number | undefined> => {
+      try {
+        return decodeBatch((await jsm.streams.getMessage(stream, { seq })).data).at(-1)?.originSeq ?? 0;
+      } catch (err) {
+        if ((err as { code?: string }).code === '404') return undefined;
+        throw err;
+      }
+    };
+    let lo = info.state.first_seq;
+    let hi = info.state.last_seq + 1; // answer in [lo, hi]
+    while (lo < hi) {
+      const mid = Math.floor((lo + hi) / 2);
+      const last = await lastAt(mid);
+      // discarded from the front while we search: everything up to it is gone
+      if (last === undefined || last < originSeq) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo;
   }
 
   // ------------------------------------------------------------ merge resync

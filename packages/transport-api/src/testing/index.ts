@@ -244,16 +244,18 @@ export function runTransportSuite(opts: TransportSuiteOptions): void {
       for (const n of c.nodes) expectContiguousLog(n);
     });
 
-    it.skipIf(!caps.wipe)('a node that lost its disk gets its own writes back and continues after them', async () => {
+    it.skipIf(!caps.wipe)('a node that lost its disk gets its own and its peers’ writes back and continues after them', async () => {
       const c = await start(2);
       await Promise.all(Array.from({ length: 10 }, (_, i) => c.nodes[0]?.put('t', { id: `k${i}` })));
+      await Promise.all(Array.from({ length: 5 }, (_, i) => c.nodes[1]?.put('t', { id: `p${i}` })));
       await converged(c.nodes, timeout);
       await c.stopNode(0);
       await c.wipeNode?.(0);
       await c.startNode(0);
       const [a, b] = c.nodes as [SuiteNode, SuiteNode];
-      await eventually(() => a.tables().t?.count === 10, timeout, () => JSON.stringify(a.tables()));
+      await eventually(() => a.tables().t?.count === 15, timeout, () => JSON.stringify(a.tables()));
       expect(a.cursors()[a.name]).toBe(10);
+      expect(a.cursors()[b.name]).toBe(5);
       await a.put('t', { id: 'after-wipe' });
       await converged(c.nodes, timeout);
       expect(b.get('t', 'after-wipe')).toEqual({ id: 'after-wipe' });
