@@ -56,6 +56,13 @@ export function buildApp(config: Config, deps: AppDeps): FastifyInstance {
     return503OnClosing: true,
     forceCloseConnections: 'idle',
     routerOptions: { maxParamLength: 600 },
+    // URLs the router refuses itself (not valid percent-encoded UTF-8, or a path segment
+    // over maxParamLength: too long for a table name or an id) name no route. Without
+    // this, fastify answers them with its own codes (FST_ERR_BAD_URL, 414 FST_ERR_MAX_PARAM_LENGTH).
+    frameworkErrors: (_err, req, reply) => {
+      const e = new RouteNotFoundError(req.method, req.url.slice(0, 200));
+      void (reply as FastifyReply).code(404).send({ statusCode: 404, code: e.code, error: 'Not Found', message: e.message });
+    },
   });
   // Only JSON bodies: without this, fastify would hand text/plain bodies over as strings.
   app.removeContentTypeParser('text/plain');
@@ -70,7 +77,7 @@ export function buildApp(config: Config, deps: AppDeps): FastifyInstance {
   });
 
   app.setErrorHandler((err, req, reply) => {
-    const e = toReplicaError(err, config.bodyLimit);
+    const e = toReplicaError(err, config.bodyLimit, req.headers['content-type']);
     const statusCode = httpStatusOf[e.code as keyof typeof httpStatusOf] ?? 500;
     if (statusCode >= 500 && !(e instanceof ConfirmTimeoutError) && !(e instanceof ShipTimeoutError) && !(e instanceof UnavailableError)) {
       req.log.error({ err }, 'request failed');
@@ -232,7 +239,36 @@ function asRecord(body: unknown, pathId: string | undefined): RecordValue {
     o['id'] = randomUUID();
   }
   if (!isRecordId(o['id'])) throw new InvalidRecordError('id must be a non-empty string of at most 512 bytes');
+  const problem = unstorable(o);
+  if (problem !== undefined) throw new InvalidRecordError(problem);
   return o as RecordValue;
+}
+
+/** A lone UTF-16 surrogate: JSON can escape one (`"\ud800"`), but it is not Unicode text. */
+const LONE_SURROGATE = /\p{Surrogate}/u;
+
+/**
+ * Why parsed JSON would not read back as sent, or undefined. UTF-8 (msgpack, LMDB keys)
+ * cannot hold a lone surrogate: it comes back as U+FFFD, and two ids that differ only in
+ * one would be the same key. A number literal beyond float range (`1e400`) parses as
+ * Infinity, which JSON answers as null. Iterative: bodies may nest deeper than the stack.
+ */
+function unstorable(root: unknown): string | undefined {
+  const stack: unknown[] = [root];
+  while (stack.length > 0) {
+    const v = stack.pop();
+    if (typeof v === 'string') {
+      if (LONE_SURROGATE.test(v)) return 'strings must be well-formed Unicode (no lone surrogates)';
+    } else if (typeof v === 'number') {
+      if (!Number.isFinite(v)) return 'numbers must be finite';
+    } else if (v !== null && typeof v === 'object') {
+      for (const [k, child] of Object.entries(v)) {
+        if (LONE_SURROGATE.test(k)) return 'field names must be well-formed Unicode (no lone surrogates)';
+        stack.push(child);
+      }
+    }
+  }
+  return undefined;
 }
 
 function statusText(code: number): string {

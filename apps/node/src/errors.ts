@@ -124,7 +124,7 @@ export const httpStatusOf: Readonly<Record<ErrorCode | AppErrorCode, number>> = 
 export const allErrorCodes = [...Object.keys(errorClasses), ...Object.keys(appErrorClasses)].sort();
 
 /** Turns any thrown value into a ReplicaError with a known HTTP status. */
-export function toReplicaError(err: unknown, bodyLimit: number): ReplicaError {
+export function toReplicaError(err: unknown, bodyLimit: number, contentType?: string): ReplicaError {
   if (err instanceof ReplicaError && err.code in httpStatusOf) return err;
   const code = (err as { code?: unknown } | null)?.code;
   switch (code) {
@@ -136,7 +136,7 @@ export function toReplicaError(err: unknown, bodyLimit: number): ReplicaError {
     case 'FST_ERR_CTP_INVALID_CONTENT_LENGTH':
       return new InvalidJsonError('body length does not match Content-Length', { cause: err });
     case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
-      return new UnsupportedMediaTypeError(String((err as Error).message));
+      return new UnsupportedMediaTypeError(contentType ?? '');
     default:
       break;
   }

@@ -116,6 +116,11 @@ describe.each(transportsUnderTest())('REST node (transport %s)', (kind) => {
       expect(store.lastSeq()).toBe(0);
       expect(store.tables()).toEqual({});
     });
+
+    it('names the content type it refused', async () => {
+      const r = await post('t', 'hi', { 'content-type': 'text/plain' });
+      expect(r.json().message).toBe('unsupported content type "text/plain": send application/json');
+    });
   });
 
   describe('API_TOKEN', () => {

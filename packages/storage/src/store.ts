@@ -119,8 +119,8 @@ export class Store implements LocalNode {
   readonly durability: Durability;
 
   readonly #env: RootDatabase;
-  /** Keyed by `table \u0000 id` (see {@link recordKey}). */
-  readonly #records: Database<StoredRecord, string>;
+  /** Keyed by `[table, id]` (see {@link recordKey}). */
+  readonly #records: Database<StoredRecord, RecordKey>;
   readonly #log: Database<StoredEntry, number>;
   readonly #index: Database<number, [string, number]>;
   readonly #meta: Database<unknown, MetaKey>;
@@ -142,7 +142,7 @@ export class Store implements LocalNode {
   /** Ring of recent log entries by seq: senders read the log tail without LMDB decoding. */
   readonly #tail: (LogEntry | undefined)[];
   readonly #lag = { counts: new Array<number>(LAG_BUCKETS_MS.length + 1).fill(0), count: 0, sumMs: 0 };
-  /** Records written by commits still in flight, by `table\0id`, with how many writes hold them. */
+  /** Records written by commits still in flight, by {@link pendingKey}, with how many writes hold them. */
   readonly #pending = new Map<string, { record: StoredRecord; writers: number }>();
   #staged: string[] = [];
   /** Cursors, tables and head changed since the last commit: written once per commit. */
@@ -393,7 +393,7 @@ export class Store implements LocalNode {
     const batches = function* (): Generator<SnapshotRecord[]> {
       let batch: SnapshotRecord[] = [];
       for (const { key, value } of records.getRange({ snapshot: true })) {
-        const [table, id] = splitKey(key);
+        const [table, id] = key;
         batch.push(value.d === undefined ? { table, id, version: value.v } : { table, id, version: value.v, value: value.d });
         if (batch.length >= batchSize) {
           yield batch;
@@ -525,7 +525,7 @@ export class Store implements LocalNode {
     const problems: string[] = [];
     const stats = new Map<string, MutableTableStats>();
     for (const { key, value } of this.#records.getRange({})) {
-      const [table, id] = splitKey(key);
+      const [table, id] = key;
       let s = stats.get(table);
       if (!s) stats.set(table, (s = { count: 0, digest: Buffer.alloc(DIGEST_BYTES) }));
       if (value.d !== undefined) s.count++;
@@ -623,9 +623,8 @@ export class Store implements LocalNode {
 
   /** A record as the next commit will see it: staged writes first, then LMDB. */
   #readRecord(table: string, id: string): StoredRecord | undefined {
-    const key = recordKey(table, id);
-    const p = this.#pending.get(key);
-    return p ? p.record : this.#records.get(key);
+    const p = this.#pending.get(pendingKey(table, id));
+    return p ? p.record : this.#records.get(recordKey(table, id));
   }
 
   #queueNotify(): void {
@@ -666,8 +665,8 @@ export class Store implements LocalNode {
   }
 
   #writeRecord(table: string, id: string, prev: StoredRecord | undefined, next: StoredRecord): void {
-    const key = recordKey(table, id);
-    this.#put(this.#records, key, next);
+    this.#put(this.#records, recordKey(table, id), next);
+    const key = pendingKey(table, id);
     const p = this.#pending.get(key);
     if (p) {
       p.record = next;
@@ -709,17 +708,21 @@ export class Store implements LocalNode {
   }
 }
 
+type RecordKey = [table: string, id: string];
+
 /**
- * Records are keyed by `table \u0000 id`: one string, cheaper to encode than an array key,
- * and still ordered by table then id (table names cannot contain U+0000).
+ * Records are keyed by `[table, id]`, an lmdb-js array key: ordered by table, then id,
+ * and it reads back exactly as written whatever the id holds. (A single string
+ * `table \u0000 id` does not: lmdb-js encodes a long string key like an array whose
+ * elements are split at U+0000, so such keys came back as arrays.)
  */
-function recordKey(table: string, id: string): string {
-  return `${table}\u0000${id}`;
+function recordKey(table: string, id: string): RecordKey {
+  return [table, id];
 }
 
-function splitKey(key: string): [table: string, id: string] {
-  const i = key.indexOf('\u0000');
-  return [key.slice(0, i), key.slice(i + 1)];
+/** The in-memory key of a record staged for commit (table names cannot hold U+0000). */
+function pendingKey(table: string, id: string): string {
+  return `${table}\u0000${id}`;
 }
 
 function depthExceeds(v: unknown, max: number): boolean {

@@ -150,6 +150,18 @@ describe('the log', () => {
     expect(s.readLog(1, 100).map((e) => e.id)).toEqual(['new0', 'new1', 'new2']);
   });
 
+  it('reads back any id exactly, in snapshots and verify too (long ids, U+0000, control characters)', async () => {
+    const s = t.open('n1');
+    const ids = ['x'.repeat(62), 'é'.repeat(200), 'a\u0000b', '\u0000', '\u0001', '007', '-5', ' '];
+    for (const id of ids) await s.put('t', { id, v: id.length });
+    await s.put('u', { id: 'y'.repeat(300) });
+    for (const id of ids) expect(s.get('t', id), JSON.stringify(id)).toEqual({ id, v: id.length });
+    const snap = [...s.snapshot(3).batches].flat();
+    expect(snap.map((r) => [r.table, r.id]).sort()).toEqual([...ids.map((id) => ['t', id]), ['u', 'y'.repeat(300)]].sort());
+    expect(s.tables()['t']?.count).toBe(ids.length);
+    expect(s.verify()).toEqual([]);
+  });
+
   it('keeps entries an outbox still holds, whatever retention says, until it moves on', async () => {
     let now = 1_000_000;
     const s = t.open('n1', { retention: { maxEntries: 5, maxAgeMs: 1000 }, wallClock: () => now });

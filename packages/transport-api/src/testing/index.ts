@@ -312,3 +312,4 @@ export function runTransportSuite(opts: TransportSuiteOptions): void {
     });
   });
 }
+export { fuzzParameters, type FuzzParameters } from './fuzz.js';
