@@ -199,6 +199,10 @@ export async function startCluster(opts: ClusterOptions): Promise<Cluster> {
         }
       };
       child.stdout.on('data', onData);
+      // errors printed before the logger exists go to stderr: keep them for the message
+      child.stderr.on('data', (chunk: Buffer) => {
+        seen = (seen + chunk.toString()).slice(-4096);
+      });
       void exited.then(() => {
         clearTimeout(timer);
         reject(new Error(`${node.name} exited during start-up; see ${node.logFile}:\n${seen}`));

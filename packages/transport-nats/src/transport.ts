@@ -37,6 +37,9 @@ import {
 /** The retention hold of the outbox: own entries the stream does not hold yet stay in the log. */
 const OUTBOX_HOLD = 'nats-outbox';
 
+/** A merge resync gives up on a snapshot source that sent nothing for this long. */
+const SNAPSHOT_IDLE_MS = 10_000;
+
 /**
  * How committed writes go to the broker:
  * - `per-write`: one message per write; the write's HTTP answer waits for the broker's
@@ -73,6 +76,8 @@ export interface NatsInit {
   readonly ackWaitMs?: number;
   /** per-write: how long a write waits for its PubAck. Default 5000 ms. */
   readonly publishTimeoutMs?: number;
+  /** How long start() keeps retrying JetStream calls (a forming cluster has no meta leader yet). Default 30 s. */
+  readonly startTimeoutMs?: number;
   /** How often other nodes' streams are looked for, and consumer state refreshed. Default 1000 ms. */
   readonly discoverIntervalMs?: number;
 }
@@ -199,6 +204,7 @@ class Nats implements NatsTransport {
       fetchBatch: init.fetchBatch ?? 256,
       fetchExpiresMs: Math.max(1000, init.fetchExpiresMs ?? 1000), // the client refuses less
       publishTimeoutMs: init.publishTimeoutMs ?? 5000,
+      startTimeoutMs: init.startTimeoutMs ?? 30_000,
       ackWaitMs: init.ackWaitMs ?? 5000,
       discoverIntervalMs: init.discoverIntervalMs ?? 1000,
     };
@@ -227,11 +233,13 @@ class Nats implements NatsTransport {
     }
     const nc = this.#nc;
     this.#loops.push(this.#watchStatus(nc));
-    this.#jsm = await nc.jetstreamManager();
+    // A cluster that is still forming (no JetStream meta leader yet, as when every
+    // server starts at once) answers with timeouts or 503s for a while: retry, bounded.
+    this.#jsm = await this.#whileStarting('reaching JetStream', () => nc.jetstreamManager());
     this.#js = nc.jetstream({ timeout: this.#cfg.publishTimeoutMs });
     this.#stream = this.#streamOf(node.name);
-    await this.#ensureStream(node.name);
-    this.#publishedOriginSeq = await this.#lastPublished();
+    await this.#whileStarting('creating the stream', () => this.#ensureStream(node.name));
+    this.#publishedOriginSeq = await this.#whileStarting('reading the stream', () => this.#lastPublished());
     await this.#recoverOwn(node);
     this.#unsubscribe = node.onCommit(() => this.#poke());
     // Peers announce what they applied, so this node can confirm replicas.
@@ -259,7 +267,7 @@ class Nats implements NatsTransport {
     });
     this.#loops.push(snapSub.closed.then(() => {}));
     this.#loops.push(this.#publishLoop());
-    await this.#discover();
+    await this.#whileStarting('listing streams', () => this.#discover());
     this.#timers.push(setInterval(() => void this.#discover().catch((err: Error) => this.log.warn({ err: err.message }, 'nats: discovery failed')), this.#cfg.discoverIntervalMs));
     this.#timers.push(setInterval(() => this.#announceApplied(), 100));
     if (opts.signal) {
@@ -367,6 +375,20 @@ class Nats implements NatsTransport {
     } catch (err) {
       if (!/not found/i.test((err as Error).message)) throw err;
       await jsm.streams.add(config);
+    }
+  }
+
+  /** Runs a start-up step again (with backoff) until it succeeds or startTimeoutMs passed. */
+  async #whileStarting<T>(what: string, step: () => Promise<T>): Promise<T> {
+    const deadline = Date.now() + this.#cfg.startTimeoutMs;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await step();
+      } catch (err) {
+        if (this.#state !== 'started' || Date.now() >= deadline) throw err;
+        this.log.warn({ err: (err as Error).message, attempt }, `nats: ${what} failed; retrying`);
+        await new Promise((r) => setTimeout(r, Math.min(2000, 250 * attempt)));
+      }
     }
   }
 
@@ -846,10 +868,19 @@ class Nats implements NatsTransport {
     const nc = this.#nc as NatsConnection;
     const inbox = createInbox();
     let cursors: Record<string, number> = {};
+    // The source paces its messages by our answers: silence means it is gone (or never
+    // answered), whatever the size of the transfer.
     let timer: NodeJS.Timeout | undefined;
+    let onIdle: (err: Error) => void = () => {};
+    const idle = new Promise<never>((_, reject) => (onIdle = reject));
+    const arm = () => {
+      clearTimeout(timer);
+      timer = setTimeout(() => onIdle(new Error(`no snapshot message from ${source} for ${SNAPSHOT_IDLE_MS / 1000} s`)), SNAPSHOT_IDLE_MS);
+    };
     const sub = nc.subscribe(inbox);
     const done = (async () => {
       for await (const m of sub) {
+        clearTimeout(timer);
         const type = m.data[0];
         if (type === 1) cursors = JSON.parse(new TextDecoder().decode(m.data.subarray(1))) as Record<string, number>;
         else if (type === 2) await node.mergeSnapshot(decodeSnapshot(m.data.subarray(1)));
@@ -859,16 +890,16 @@ class Nats implements NatsTransport {
           return;
         }
         m.respond();
+        arm();
       }
       throw new Error('snapshot subscription closed');
     })();
+    // once the race is decided (idle, stopped), unsubscribing ends this loop with an error nobody awaits
+    done.catch(() => {});
     try {
       nc.publish(`${this.#cfg.subjectPrefix}._snapshot.${source}`, new Uint8Array(0), { reply: inbox });
-      await Promise.race([
-        done,
-        new Promise((_, reject) => (timer = setTimeout(() => reject(new Error(`no snapshot from ${source} within 120 s`)), 120_000))),
-        this.#stopped.then(() => Promise.reject(new Error('stopped'))),
-      ]);
+      arm();
+      await Promise.race([done, idle, this.#stopped.then(() => Promise.reject(new Error('stopped')))]);
     } finally {
       clearTimeout(timer);
       sub.unsubscribe();
