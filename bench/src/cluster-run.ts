@@ -165,6 +165,11 @@ async function waitReplicated(cluster: Cluster, table: string, count: number, ti
 
 const MODE: Record<Variant, string> = { none: 'standalone', plexus: 'direct', 'nats-per-write': 'per-write', 'nats-batched': 'batched' };
 
+/** The mode a run of `variant` reports: direct (plexus), per-write or batched (nats), standalone (none). */
+export function modeOf(variant: Variant): string {
+  return MODE[variant];
+}
+
 /** The cluster transport a variant runs on. */
 export function transportOf(variant: Variant): ClusterTransport {
   return variant.startsWith('nats') ? 'nats' : (variant as ClusterTransport);
@@ -234,7 +239,7 @@ export async function runCluster(o: RunOptions): Promise<Run> {
     const errors = r.non2xx + r.errors;
     return {
       transport: transportOf(o.variant),
-      mode: MODE[o.variant],
+      mode: modeOf(o.variant),
       nodes: o.nodes,
       ids: o.ids,
       records: r.ok,

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { stopAllClusters } from '@replica/cluster';
-import { runCluster, variantOf, VARIANTS, type Progress, type Run, type Variant } from './cluster-run.js';
+import { modeOf, runCluster, transportOf, variantOf, VARIANTS, type Progress, type Run, type Variant } from './cluster-run.js';
 import { machineInfo } from './env-info.js';
 import type { IdMode } from './records.js';
 import { barChartSvg } from './svg.js';
@@ -144,8 +144,7 @@ for (const [i, p] of plan.entries()) {
     process.stderr.write(tty ? `\r\x1b[K${line}\n` : `${line}\n`);
   } catch (err) {
     const failure = err instanceof Error ? err.message : String(err);
-    const [transport, mode] = p.variant === 'plexus' ? ['plexus', 'direct'] : p.variant === 'none' ? ['none', 'standalone'] : ['nats', p.variant.slice(5)];
-    outcomes.push({ transport: transport as string, mode: mode as string, nodes: p.nodes, ids: p.ids, records: 0, acceptedPerSec: 0, replicatedPerSec: 0, errors: 1, verified: false, failure, round });
+    outcomes.push({ transport: transportOf(p.variant), mode: modeOf(p.variant), nodes: p.nodes, ids: p.ids, records: 0, acceptedPerSec: 0, replicatedPerSec: 0, errors: 1, verified: false, failure, round });
     process.stderr.write(`${tty ? '\r\x1b[K' : ''}[${i + 1}/${plan.length}] ${p.variant} · ${p.nodes} nodes · ${p.ids}: FAILED: ${failure}\n`);
   }
 }

@@ -9,7 +9,6 @@ import { checkConverged, insertLoad, logsOf, peakRssMiB, recordResult, sampleMem
 import { FaultProxy } from './lib/proxy.js';
 
 const TRANSPORTS = ['plexus', 'nats'] as const;
-type Transport = (typeof TRANSPORTS)[number];
 
 describe.each(TRANSPORTS)('faults on %s', (transport) => {
   let cluster: Cluster | undefined;
@@ -302,4 +301,3 @@ async function sameValues(c: Cluster, table: string, ids: number): Promise<void>
   }
 }
 
-export type { Transport };
