@@ -239,36 +239,7 @@ function asRecord(body: unknown, pathId: string | undefined): RecordValue {
     o['id'] = randomUUID();
   }
   if (!isRecordId(o['id'])) throw new InvalidRecordError('id must be a non-empty string of at most 512 bytes');
-  const problem = unstorable(o);
-  if (problem !== undefined) throw new InvalidRecordError(problem);
   return o as RecordValue;
-}
-
-/** A lone UTF-16 surrogate: JSON can escape one (`"\ud800"`), but it is not Unicode text. */
-const LONE_SURROGATE = /\p{Surrogate}/u;
-
-/**
- * Why parsed JSON would not read back as sent, or undefined. UTF-8 (msgpack, LMDB keys)
- * cannot hold a lone surrogate: it comes back as U+FFFD, and two ids that differ only in
- * one would be the same key. A number literal beyond float range (`1e400`) parses as
- * Infinity, which JSON answers as null. Iterative: bodies may nest deeper than the stack.
- */
-function unstorable(root: unknown): string | undefined {
-  const stack: unknown[] = [root];
-  while (stack.length > 0) {
-    const v = stack.pop();
-    if (typeof v === 'string') {
-      if (LONE_SURROGATE.test(v)) return 'strings must be well-formed Unicode (no lone surrogates)';
-    } else if (typeof v === 'number') {
-      if (!Number.isFinite(v)) return 'numbers must be finite';
-    } else if (v !== null && typeof v === 'object') {
-      for (const [k, child] of Object.entries(v)) {
-        if (LONE_SURROGATE.test(k)) return 'field names must be well-formed Unicode (no lone surrogates)';
-        stack.push(child);
-      }
-    }
-  }
-  return undefined;
 }
 
 function statusText(code: number): string {

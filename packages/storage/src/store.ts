@@ -704,7 +704,8 @@ export class Store implements LocalNode {
       throw new InvalidRecordError('a record must be a JSON object');
     }
     this.#validateKey(table, value.id);
-    if (depthExceeds(value, this.#maxDepth)) throw new InvalidRecordError(`nesting deeper than ${this.#maxDepth} levels`);
+    const problem = unstorable(value, this.#maxDepth, this.#maxDepth);
+    if (problem !== undefined) throw new InvalidRecordError(problem);
   }
 }
 
@@ -725,11 +726,34 @@ function pendingKey(table: string, id: string): string {
   return `${table}\u0000${id}`;
 }
 
-function depthExceeds(v: unknown, max: number): boolean {
-  if (v === null || typeof v !== 'object') return false;
-  if (max <= 0) return true;
-  for (const child of Array.isArray(v) ? v : Object.values(v)) if (depthExceeds(child, max - 1)) return true;
-  return false;
+/** A lone UTF-16 surrogate: JSON can escape one (`"\ud800"`), but it is not Unicode text. */
+const LONE_SURROGATE = /\p{Surrogate}/u;
+
+/**
+ * Why a record value would not read back as written, or undefined: nesting deeper than
+ * `max` levels; a string or field name with a lone surrogate (UTF-8 — msgpack, LMDB
+ * keys — cannot hold one: it comes back as U+FFFD, and two ids differing only there
+ * would share a key); a number that is not finite (JSON answers Infinity as null).
+ * One walk, bounded by `max`, so it never recurses deeper than the limit.
+ */
+function unstorable(v: unknown, max: number, limit: number): string | undefined {
+  if (typeof v === 'string') return LONE_SURROGATE.test(v) ? 'strings must be well-formed Unicode (no lone surrogates)' : undefined;
+  if (typeof v === 'number') return Number.isFinite(v) ? undefined : 'numbers must be finite';
+  if (v === null || typeof v !== 'object') return undefined;
+  if (max <= 0) return `nesting deeper than ${limit} levels`;
+  if (Array.isArray(v)) {
+    for (const child of v) {
+      const p = unstorable(child, max - 1, limit);
+      if (p !== undefined) return p;
+    }
+    return undefined;
+  }
+  for (const [k, child] of Object.entries(v)) {
+    if (LONE_SURROGATE.test(k)) return 'field names must be well-formed Unicode (no lone surrogates)';
+    const p = unstorable(child, max - 1, limit);
+    if (p !== undefined) return p;
+  }
+  return undefined;
 }
 
 function toEntry(seq: number, e: StoredEntry): LogEntry {

@@ -77,7 +77,13 @@ describe('local writes', () => {
     let deep: Record<string, unknown> = {};
     const root = { id: 'deep', d: deep };
     for (let i = 0; i < 40; i++) deep = deep['d'] = {};
-    await expect(s.put('t', root)).rejects.toThrow(/nesting deeper/);
+    await expect(s.put('t', root)).rejects.toThrow(/nesting deeper than 32 levels/);
+    // values that would not read back as written
+    await expect(s.put('t', { id: 'lone\ud800' })).rejects.toThrow(/well-formed Unicode/);
+    await expect(s.put('t', { id: 's', x: ['ok', 'bad\udfff'] })).rejects.toThrow(/strings must be well-formed Unicode/);
+    await expect(s.put('t', { id: 'k', '\udbff': 1 })).rejects.toThrow(/field names must be well-formed Unicode/);
+    await expect(s.put('t', { id: 'n', x: { y: Number.POSITIVE_INFINITY } })).rejects.toThrow(/numbers must be finite/);
+    await expect(s.put('t', { id: 'n', x: Number.NaN })).rejects.toThrow(/numbers must be finite/);
     expect(s.lastSeq()).toBe(0);
     expect(s.tables()).toEqual({});
   });
