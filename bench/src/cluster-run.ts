@@ -1,7 +1,7 @@
 // One measured run of the published workload against a fresh cluster: the shared core of
 // `pnpm compare` and `pnpm bench:replication`.
 import { fileURLToPath } from 'node:url';
-import { startCluster, type Cluster, type ClusterTransport } from '@replica/cluster';
+import { startCluster, type Cluster, type ClusterOptions, type ClusterTransport } from '@replica/cluster';
 import type { LoadJob, LoadResult } from './loadgen.js';
 import { cpuSeconds, peakRss, runJson } from './proc.js';
 import type { IdMode } from './records.js';
@@ -27,6 +27,8 @@ export interface RunOptions {
   readonly timeoutMs?: number;
   /** Called about once a second while the measured phase runs. */
   readonly onProgress?: (p: Progress) => void;
+  /** Launcher options on top of the variant's (node runtime flags, extra environment). */
+  readonly cluster?: Pick<ClusterOptions, 'env' | 'execArgv'>;
 }
 
 export interface Progress {
@@ -194,6 +196,7 @@ export async function runCluster(o: RunOptions): Promise<Run> {
     transport: transportOf(o.variant),
     ...(o.variant === 'nats-batched' ? { natsMode: 'batched' as const } : {}),
     ...(o.variant === 'nats-per-write' ? { natsMode: 'per-write' as const } : {}),
+    ...o.cluster,
   });
   const timeoutMs = o.timeoutMs ?? 600_000;
   let poller: NodeJS.Timeout | undefined;

@@ -30,6 +30,12 @@ export type TransportConfig =
       readonly streamReplicas: number;
       /** Place this node's stream on the server tagged `tag` in NATS cluster `cluster`. */
       readonly placement: { readonly cluster: string; readonly tag: string } | undefined;
+      /**
+       * Paths of the PEM files for TLS to NATS: the CA of the servers' certificates, and
+       * this node's client certificate and key (both or neither). When set, the node
+       * connects only with TLS.
+       */
+      readonly tls: { readonly ca?: string; readonly cert?: string; readonly key?: string } | undefined;
     };
 
 export type TransportKind = TransportConfig['kind'];
@@ -148,6 +154,23 @@ export function loadConfig(env: Env): Config {
       if (m) placement = { cluster: m[1] as string, tag: m[2] as string };
       else problems.push(`NATS_PLACEMENT must be cluster:tag, got ${JSON.stringify(placementRaw)}`);
     }
+    const optionalFile = (name: string): string | undefined => {
+      const path = env[name];
+      if (path === undefined || path === '') return undefined;
+      try {
+        accessSync(path, constants.R_OK);
+      } catch {
+        problems.push(`${name}: cannot read ${path}`);
+      }
+      return path;
+    };
+    const ca = optionalFile('NATS_TLS_CA');
+    const cert = optionalFile('NATS_TLS_CERT');
+    const key = optionalFile('NATS_TLS_KEY');
+    if ((cert === undefined) !== (key === undefined)) {
+      problems.push(`NATS_TLS_CERT and NATS_TLS_KEY go together (the node's client certificate and its key), but only ${cert === undefined ? 'NATS_TLS_KEY' : 'NATS_TLS_CERT'} is set`);
+    }
+    const tls = ca === undefined && cert === undefined ? undefined : { ...(ca !== undefined ? { ca } : {}), ...(cert !== undefined && key !== undefined ? { cert, key } : {}) };
     transport = {
       kind: 'nats',
       servers,
@@ -156,6 +179,7 @@ export function loadConfig(env: Env): Config {
       streamMaxBytes: env['NATS_STREAM_MAX_BYTES'] ? int('NATS_STREAM_MAX_BYTES', -1, 1024 * 1024, Number.MAX_SAFE_INTEGER) : -1,
       streamReplicas: int('NATS_STREAM_REPLICAS', 1, 1, 5),
       placement,
+      tls,
     };
   }
 

@@ -31,6 +31,7 @@ export function transportFromConfig(config: TransportConfig, deps: TransportDeps
           streamMaxBytes: config.streamMaxBytes,
           streamReplicas: config.streamReplicas,
           ...(config.placement ? { placement: config.placement } : {}),
+          ...(config.tls ? { tls: config.tls } : {}),
         },
         { logger: deps.logger },
       );

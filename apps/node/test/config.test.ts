@@ -131,6 +131,50 @@ describe('loadConfig', () => {
         'NATS_STREAM_REPLICAS must be an integer from 1 to 5, got "9"',
       ]);
     });
+
+    describe('TLS files', () => {
+      const dir = mkdtempSync(join(tmpdir(), 'replica-config-nats-'));
+      const pem = (n: string) => {
+        const p = join(dir, n);
+        writeFileSync(p, 'pem');
+        return p;
+      };
+      const files = { NATS_TLS_CA: pem('ca.crt'), NATS_TLS_CERT: pem('n1.crt'), NATS_TLS_KEY: pem('n1.key') };
+      const nats = { REPLICATION_TRANSPORT: 'nats', NODE_NAME: 'n1', NATS_URL: 'tls://127.0.0.1:4222' };
+      afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+      it('reads the CA, the client certificate and its key; none means no TLS settings', () => {
+        expect(loadConfig({ ...nats, ...files }).transport).toMatchObject({ tls: { ca: files.NATS_TLS_CA, cert: files.NATS_TLS_CERT, key: files.NATS_TLS_KEY } });
+        expect(loadConfig({ ...nats, NATS_TLS_CA: files.NATS_TLS_CA }).transport).toMatchObject({ tls: { ca: files.NATS_TLS_CA } });
+        expect(loadConfig({ ...nats, NATS_TLS_CERT: files.NATS_TLS_CERT, NATS_TLS_KEY: files.NATS_TLS_KEY }).transport).toMatchObject({ tls: { cert: files.NATS_TLS_CERT, key: files.NATS_TLS_KEY } });
+        const none = loadConfig({ ...nats, NATS_TLS_CA: '' }).transport;
+        expect(none).toHaveProperty('tls', undefined);
+        expect(Object.isFrozen((loadConfig({ ...nats, ...files }).transport as { tls: object }).tls)).toBe(true);
+      });
+
+      it('reports unreadable files, and a certificate without its key, together', () => {
+        const problems = (env: Record<string, string>) => {
+          try {
+            loadConfig({ ...nats, ...env });
+          } catch (e) {
+            return (e as ConfigError).problems;
+          }
+          return [];
+        };
+        expect(problems({ NATS_TLS_CA: '/nonexistent/ca.crt', NATS_TLS_CERT: files.NATS_TLS_CERT })).toEqual([
+          'NATS_TLS_CA: cannot read /nonexistent/ca.crt',
+          "NATS_TLS_CERT and NATS_TLS_KEY go together (the node's client certificate and its key), but only NATS_TLS_CERT is set",
+        ]);
+        expect(problems({ NATS_TLS_KEY: files.NATS_TLS_KEY, NATS_TLS_CERT: join(dir, 'missing.crt') })).toEqual([`NATS_TLS_CERT: cannot read ${join(dir, 'missing.crt')}`]);
+        expect(problems({ NATS_TLS_KEY: files.NATS_TLS_KEY })).toEqual([
+          "NATS_TLS_CERT and NATS_TLS_KEY go together (the node's client certificate and its key), but only NATS_TLS_KEY is set",
+        ]);
+      });
+
+      it('reads them only for REPLICATION_TRANSPORT=nats', () => {
+        expect(loadConfig({ NATS_TLS_CERT: '/nonexistent/n1.crt' }).transport).toEqual({ kind: 'none' });
+      });
+    });
   });
 
   describe('plexus', () => {

@@ -31,10 +31,16 @@ export interface ClusterOptions {
    * Tests put a fault-injecting proxy on a link this way.
    */
   readonly peerAddress?: (from: string, to: string, address: { host: string; port: number }) => { host: string; port: number } | Promise<{ host: string; port: number }>;
-  /** plexus: the cluster CA to sign node certificates with (default: a new one). */
+  /** plexus, or nats with `natsTls`: the CA to sign node (and nats-server) certificates with (default: a new one). */
   readonly ca?: CertificateAuthority;
   /** nats: user/password the nats-servers require from clients (the nodes get them in NATS_URL) and on routes. */
   readonly natsAuth?: { readonly user: string; readonly password: string };
+  /**
+   * nats: TLS everywhere. Every nats-server gets a certificate from the CA, requires TLS
+   * and a client certificate from clients (`verify`), and uses TLS on its routes; every
+   * node gets a client certificate (NATS_TLS_CA, NATS_TLS_CERT, NATS_TLS_KEY).
+   */
+  readonly natsTls?: boolean;
   /** Extra Node.js options for every node process (e.g. `--cpu-prof`). */
   readonly execArgv?: readonly string[];
   /** How long start-up and peer links may take. Default 30 s. */
@@ -144,12 +150,14 @@ export async function startCluster(opts: ClusterOptions): Promise<Cluster> {
   let natsServers: NatsServer[] = [];
   let stopNats = async () => {};
   if (opts.transport === 'nats') {
+    const tls = opts.natsTls ? await natsCertificates(join(dir, 'certs'), names, host, opts.ca) : undefined;
     const nats = await startNatsCluster({
       names,
       dir: join(dir, 'nats'),
       host,
       ...(opts.natsServerBin ? { bin: opts.natsServerBin } : {}),
       ...(opts.natsAuth ? { auth: opts.natsAuth, clusterAuth: opts.natsAuth } : {}),
+      ...(tls ? { tls: (name: string) => ({ ...tls.server(name), verify: true }), clusterTls: tls.server } : {}),
     });
     natsServers = nats.servers;
     stopNats = nats.stop;
@@ -158,6 +166,7 @@ export async function startCluster(opts: ClusterOptions): Promise<Cluster> {
         NATS_URL: (natsServers[i] as NatsServer).url,
         NATS_PLACEMENT: `replica:${name}`,
         NATS_PUBLISH_MODE: opts.natsMode ?? 'per-write',
+        ...(tls ? { NATS_TLS_CA: tls.ca, NATS_TLS_CERT: tls.node(name).cert, NATS_TLS_KEY: tls.node(name).key } : {}),
       });
     }
   }
@@ -272,5 +281,36 @@ export async function startCluster(opts: ClusterOptions): Promise<Cluster> {
     restart: (i) => launch(i),
     waitConnected,
     stop,
+  };
+}
+
+/**
+ * Writes `ca.crt` and, signed by that CA, a certificate and key for each nats-server
+ * (`nats-<name>`, for clients and routes) and for each node (`<name>`, its client
+ * certificate) into `certDir`; returns their paths.
+ */
+async function natsCertificates(certDir: string, names: readonly string[], host: string, given: CertificateAuthority | undefined) {
+  mkdirSync(certDir, { recursive: true });
+  const ca = given ?? (await createCertificateAuthority());
+  const caFile = join(certDir, 'ca.crt');
+  writeFileSync(caFile, ca.cert);
+  const issue = async (name: string) => {
+    const c = await createNodeCertificate(ca, { name, hosts: ['localhost', host] });
+    const files = { cert: join(certDir, `${name}.crt`), key: join(certDir, `${name}.key`) };
+    writeFileSync(files.cert, c.cert);
+    writeFileSync(files.key, c.key, { mode: 0o600 });
+    return files;
+  };
+  const servers = new Map<string, { cert: string; key: string }>();
+  const nodes = new Map<string, { cert: string; key: string }>();
+  for (const name of names) {
+    servers.set(name, await issue(`nats-${name}`));
+    nodes.set(name, await issue(name));
+  }
+  const get = (m: Map<string, { cert: string; key: string }>, name: string) => m.get(name) as { cert: string; key: string };
+  return {
+    ca: caFile,
+    server: (name: string) => ({ ca: caFile, ...get(servers, name) }),
+    node: (name: string) => get(nodes, name),
   };
 }

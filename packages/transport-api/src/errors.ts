@@ -12,11 +12,11 @@ export abstract class ReplicaError extends Error {
   }
 }
 
-/** A transport was started twice, used after stop(), or used before start(). */
+/** A transport was started twice, used after stop() or before start(), or could not start (e.g. no broker answered). */
 export class TransportStateError extends ReplicaError {
   readonly code = 'REPLICA_ERR_TRANSPORT_STATE';
-  constructor(readonly transport: string, readonly state: string, message: string) {
-    super(message);
+  constructor(readonly transport: string, readonly state: string, message: string, options?: { cause?: unknown }) {
+    super(message, options);
   }
 }
 

@@ -1,4 +1,5 @@
 export { natsTransport, splitCredentials, type NatsComponents, type NatsInit, type NatsTransport, type PublishMode } from './transport.js';
+export type { NatsTlsFiles } from './tls.js';
 export {
   freePort,
   natsServerBinary,

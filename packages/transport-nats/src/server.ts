@@ -24,8 +24,18 @@ export interface NatsServerOptions {
   readonly auth?: { readonly user: string; readonly password: string };
   /** Route authentication between the servers of the cluster. */
   readonly clusterAuth?: { readonly user: string; readonly password: string };
-  /** TLS for client connections (PEM file paths). */
-  readonly tls?: { readonly ca: string; readonly cert: string; readonly key: string };
+  /**
+   * TLS for client connections (PEM file paths); clients must then use TLS. With
+   * `verify`, a client must also present a certificate signed by `ca`.
+   */
+  readonly tls?: { readonly ca: string; readonly cert: string; readonly key: string; readonly verify?: boolean };
+  /**
+   * TLS for the routes between the servers of the cluster (PEM file paths). Both ends of
+   * a route present `cert` and check the other's against `ca`, so every server needs a
+   * certificate signed by `ca`, usable for server and client auth, that names the host
+   * of its route URL.
+   */
+  readonly clusterTls?: { readonly ca: string; readonly cert: string; readonly key: string };
 }
 
 const q = (s: string) => JSON.stringify(s);
@@ -46,12 +56,14 @@ export function natsServerConfig(o: NatsServerOptions): string {
     `}`,
   ];
   if (o.auth) lines.push(`authorization { user: ${q(o.auth.user)}, password: ${q(o.auth.password)} }`);
-  if (o.tls) lines.push(`tls { ca_file: ${q(o.tls.ca)}, cert_file: ${q(o.tls.cert)}, key_file: ${q(o.tls.key)} }`);
+  const tls = (t: { ca: string; cert: string; key: string }) => `tls { ca_file: ${q(t.ca)}, cert_file: ${q(t.cert)}, key_file: ${q(t.key)}`;
+  if (o.tls) lines.push(`${tls(o.tls)}${o.tls.verify ? ', verify: true' : ''} }`);
   if (o.clusterPort !== undefined) {
     lines.push('cluster {');
     lines.push(`  name: ${q(o.clusterName ?? 'replica')}`);
     lines.push(`  listen: ${q(`${host}:${o.clusterPort}`)}`);
     if (o.clusterAuth) lines.push(`  authorization { user: ${q(o.clusterAuth.user)}, password: ${q(o.clusterAuth.password)} }`);
+    if (o.clusterTls) lines.push(`  ${tls(o.clusterTls)} }`);
     const auth = o.clusterAuth ? `${encodeURIComponent(o.clusterAuth.user)}:${encodeURIComponent(o.clusterAuth.password)}@` : '';
     const routes = (o.routes ?? []).map((r) => r.replace('://', `://${auth}`));
     lines.push(`  routes: [${routes.map(q).join(', ')}]`);
@@ -136,7 +148,7 @@ export async function startNatsServer(
   const auth = opts.auth ? `${encodeURIComponent(opts.auth.user)}:${encodeURIComponent(opts.auth.password)}@` : '';
   return {
     name: opts.name,
-    url: `nats://${auth}${host}:${opts.clientPort}`,
+    url: `${opts.tls ? 'tls' : 'nats'}://${auth}${host}:${opts.clientPort}`,
     get pid() {
       return child.pid ?? 0;
     },
@@ -166,6 +178,10 @@ export interface NatsClusterOptions {
   readonly bin?: string;
   readonly auth?: { readonly user: string; readonly password: string };
   readonly clusterAuth?: { readonly user: string; readonly password: string };
+  /** Client TLS of the server named `name` (see {@link NatsServerOptions.tls}). */
+  readonly tls?: (name: string) => NatsServerOptions['tls'];
+  /** Route TLS of the server named `name` (see {@link NatsServerOptions.clusterTls}). */
+  readonly clusterTls?: (name: string) => NatsServerOptions['clusterTls'];
 }
 
 /**
@@ -195,6 +211,8 @@ async function startNatsClusterOnce(o: NatsClusterOptions): Promise<{ servers: N
   const results = await Promise.allSettled(
     o.names.map(async (name, i) => {
       const p = ports[i] as { client: number; cluster: number; http: number };
+      const tls = o.tls?.(name);
+      const clusterTls = o.names.length > 1 ? o.clusterTls?.(name) : undefined;
       servers[i] = await startNatsServer({
         name,
         host,
@@ -206,6 +224,8 @@ async function startNatsClusterOnce(o: NatsClusterOptions): Promise<{ servers: N
         ...(o.bin ? { bin: o.bin } : {}),
         ...(o.auth ? { auth: o.auth } : {}),
         ...(o.clusterAuth ? { clusterAuth: o.clusterAuth } : {}),
+        ...(tls ? { tls } : {}),
+        ...(clusterTls ? { clusterTls } : {}),
       });
     }),
   );

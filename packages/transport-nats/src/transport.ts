@@ -16,6 +16,7 @@ import {
   type NatsConnection,
 } from 'nats';
 import { AsyncPublisher } from './async-publisher.js';
+import { checkTls, clientTlsOptions, explainConnectError, type NatsTlsFiles } from './tls.js';
 import {
   ConfirmationWaiters,
   MalformedFrameError,
@@ -80,6 +81,13 @@ export interface NatsInit {
   readonly startTimeoutMs?: number;
   /** How often other nodes' streams are looked for, and consumer state refreshed. Default 1000 ms. */
   readonly discoverIntervalMs?: number;
+  /**
+   * TLS for the connection to NATS (PEM file paths). When set, the node connects only
+   * with TLS: `ca` is the CA that signed the servers' certificates (default: Node's trust
+   * store); `cert` and `key`, both or neither, are its client certificate for servers
+   * that verify clients. The files are read at every (re)connect.
+   */
+  readonly tls?: NatsTlsFiles;
 }
 
 export interface NatsComponents {
@@ -184,8 +192,8 @@ class Nats implements NatsTransport {
   #appliedDirty = false;
   /** Connected to a NATS server right now (false while the client reconnects). */
   #brokerUp = true;
-  readonly #counters = { published: 0, publishErrors: 0, messagesPublished: 0, reconnects: 0, disconnects: 0 };
-  readonly #cfg: Required<Omit<NatsInit, 'servers' | 'mode' | 'placement'>>;
+  readonly #counters = { published: 0, publishErrors: 0, messagesPublished: 0, reconnects: 0, disconnects: 0, ownEntriesSkipped: 0 };
+  readonly #cfg: Required<Omit<NatsInit, 'servers' | 'mode' | 'placement' | 'tls'>>;
 
   constructor(
     private readonly init: NatsInit,
@@ -218,10 +226,17 @@ class Nats implements NatsTransport {
     node.retainLog?.(OUTBOX_HOLD, 1);
     const { servers, user, pass } = splitCredentials(typeof this.init.servers === 'string' ? [this.init.servers] : [...this.init.servers]);
     try {
+      const tls = this.init.tls ? clientTlsOptions(this.init.tls) : undefined;
+      // A server that refuses this node's client certificate would make connect() retry forever.
+      await checkTls(servers, this.init.tls, { user, pass });
       this.#nc = await connect({
         servers,
         ...(user !== undefined ? { user, pass: pass ?? '' } : {}),
+        ...(tls ? { tls } : {}),
         name: `replica-${node.name}`,
+        // The first URL is this node's own server (where its stream lives); the others
+        // are fallbacks, tried in the order given.
+        noRandomize: true,
         maxReconnectAttempts: -1,
         reconnectTimeWait: 250,
         pingInterval: 5000,
@@ -229,9 +244,18 @@ class Nats implements NatsTransport {
       });
     } catch (err) {
       this.#state = 'stopped';
-      throw new TransportStateError(this.kind, 'new', `cannot connect to NATS at ${servers.join(', ')}: ${(err as Error).message}`);
+      const reason = explainConnectError(err, this.init.tls);
+      throw new TransportStateError(this.kind, 'new', `cannot connect to NATS at ${servers.join(', ')}: ${reason}`, { cause: err });
     }
-    const nc = this.#nc;
+    try {
+      await this.#startOn(this.#nc, node, opts);
+    } catch (err) {
+      await this.stop(); // nothing keeps running (or reconnecting) after a failed start
+      throw err;
+    }
+  }
+
+  async #startOn(nc: NatsConnection, node: LocalNode, opts: StartOptions): Promise<void> {
     this.#loops.push(this.#watchStatus(nc));
     // A cluster that is still forming (no JetStream meta leader yet, as when every
     // server starts at once) answers with timeouts or 503s for a while: retry, bounded.
@@ -240,6 +264,7 @@ class Nats implements NatsTransport {
     this.#stream = this.#streamOf(node.name);
     await this.#whileStarting('creating the stream', () => this.#ensureStream(node.name));
     this.#publishedOriginSeq = await this.#whileStarting('reading the stream', () => this.#lastPublished());
+    await this.#restoreFromPeers(node);
     await this.#recoverOwn(node);
     this.#unsubscribe = node.onCommit(() => this.#poke());
     // Peers announce what they applied, so this node can confirm replicas.
@@ -275,7 +300,7 @@ class Nats implements NatsTransport {
       this.#onAbort = () => void this.stop();
       opts.signal.addEventListener('abort', this.#onAbort, { once: true });
     }
-    this.log.info({ servers, stream: this.#stream, mode: this.mode }, 'nats: replicating through JetStream');
+    this.log.info({ server: nc.getServer(), stream: this.#stream, mode: this.mode }, 'nats: replicating through JetStream');
   }
 
   async stop(): Promise<void> {
@@ -404,6 +429,66 @@ class Nats implements NatsTransport {
     const entries = decodeBatch(last.data);
     this.#lastStoredId = last.header?.get('Nats-Msg-Id') || undefined;
     return (entries.at(-1) as LogEntry).originSeq;
+  }
+
+  /**
+   * A node that lost its data must not write again under origin sequences it used
+   * before: peers skip entries at or below their cursor for it, so those writes would
+   * never reach them. When its stream shows that it wrote before but cannot give all of
+   * it back (its limits expired every message, or the oldest ones), a snapshot from a
+   * peer first returns its records and its write count; the stream supplies the rest.
+   * With no peer able to, start() fails rather than diverge; a node with no peers
+   * (no other stream) starts as it is.
+   */
+  async #restoreFromPeers(node: LocalNode): Promise<void> {
+    const jsm = this.#jsm as JetStreamManager;
+    const own = () => node.cursors()[node.name] ?? 0;
+    const info = await this.#whileStarting('reading the stream', () => jsm.streams.info(this.#stream));
+    let needed: number; // the own cursor that the stream can continue from
+    if (info.state.messages === 0) {
+      if (info.state.last_seq === 0 || own() > 0) return; // a new stream, or a node that kept its data
+      needed = 1;
+    } else {
+      if (this.#publishedOriginSeq <= own()) return;
+      const first = await this.#firstEntryAfter(this.#stream, 0);
+      if (!first || first.originSeq <= own() + 1) return; // #recoverOwn applies the rest
+      needed = first.originSeq - 1;
+    }
+    const prefix = `${this.#cfg.streamPrefix}_`;
+    const peers: string[] = [];
+    for await (const si of jsm.streams.list()) {
+      if (si.config.name.startsWith(prefix) && si.config.name !== this.#stream) peers.push(si.config.name.slice(prefix.length));
+    }
+    this.log.error(
+      { own: own(), streamMessages: info.state.messages, streamLastSeq: info.state.last_seq, peers },
+      'nats: this node lost writes that its stream no longer holds; restoring them from a peer before it writes again',
+    );
+    if (peers.length === 0) {
+      this.log.warn({}, 'nats: no peer to restore from; starting with what this node holds');
+      return;
+    }
+    const deadline = Date.now() + this.#cfg.startTimeoutMs;
+    for (;;) {
+      for (const peer of peers) {
+        try {
+          await this.#requestSnapshot(peer, node);
+        } catch (err) {
+          this.log.warn({ peer, err: (err as Error).message }, 'nats: restoring from this peer failed; trying the next');
+          continue;
+        }
+        if (own() >= needed) {
+          this.log.warn({ peer, own: own() }, 'nats: restored this node\'s writes from a peer');
+          return;
+        }
+      }
+      if (Date.now() >= deadline || this.#state !== 'started') break;
+      await new Promise((r) => setTimeout(r, 1000));
+    }
+    throw new TransportStateError(
+      this.kind,
+      'new',
+      `this node lost writes that its stream no longer holds, and no peer (${peers.join(', ')}) could send them back within ${this.#cfg.startTimeoutMs} ms; start it again once a peer runs`,
+    );
   }
 
   /**
@@ -554,23 +639,38 @@ class Nats implements NatsTransport {
   /** The local seq just before own entry `originSeq` (or the log's end). */
   #ownSeqBefore(originSeq: number): number {
     const node = this.#node as LocalNode;
-    const mine = node.cursors();
-    const cursors: Record<string, number> = {};
-    for (const [o, n] of Object.entries(mine)) cursors[o] = o === node.name ? originSeq - 1 : n;
-    const start = node.logStart(cursors);
+    const start = node.logStart(this.#cursorsWithOwn(originSeq - 1));
     return start.kind === 'stream' ? start.fromSeq - 1 : node.lastSeq();
   }
 
   /** Where shipping resumes: after the last own entry the stream acknowledged. */
   #ownStart(): number {
     const node = this.#node as LocalNode;
-    const mine = node.cursors();
-    const cursors: Record<string, number> = {};
-    for (const [o, n] of Object.entries(mine)) cursors[o] = o === node.name ? this.#publishedOriginSeq : n;
-    const start = node.logStart(cursors);
+    const start = node.logStart(this.#cursorsWithOwn(this.#publishedOriginSeq));
     if (start.kind === 'stream') return start.fromSeq;
-    this.log.error({ needed: start.needed, oldest: start.oldest }, 'nats: own entries the stream lacks were pruned from the log; peers need a resync');
-    return node.lastSeq() + 1;
+    // The stream lost own entries (its limits discarded them while this node was down)
+    // that the log no longer holds either: nothing can ship them again. Ship on after
+    // them; a peer that lacks them finds the hole in the stream and merges a snapshot
+    // of this node, which holds their records.
+    const through = start.oldest > 0 ? start.oldest - 1 : (node.cursors()[node.name] ?? 0);
+    this.log.error(
+      { lost: `${this.#publishedOriginSeq + 1}..${through}` },
+      'nats: own entries the stream lacks were pruned from the log; shipping resumes after them, and peers that lack them merge a snapshot',
+    );
+    this.#counters.ownEntriesSkipped += through - this.#publishedOriginSeq;
+    this.#publishedOriginSeq = through;
+    const resumed = node.logStart(this.#cursorsWithOwn(through));
+    const from = resumed.kind === 'stream' ? resumed.fromSeq : node.lastSeq() + 1;
+    if (from - 1 > this.#shippedSeq) this.#shippedSeq = from - 1;
+    return from;
+  }
+
+  /** This node's cursors, with its own one replaced by `ownSeq`. */
+  #cursorsWithOwn(ownSeq: number): Record<string, number> {
+    const node = this.#node as LocalNode;
+    const cursors: Record<string, number> = {};
+    for (const [o, n] of Object.entries(node.cursors())) cursors[o] = o === node.name ? ownSeq : n;
+    return cursors;
   }
 
   /** Acknowledged runs of own entries that arrived ahead of an earlier one: first originSeq → run. */
@@ -745,7 +845,7 @@ class Nats implements NatsTransport {
       // of a failed batch) and would come back only after ack_wait, while everything
       // after it would be nak-ed round after round. Re-create the consumer at the
       // cursor instead; if the stream no longer holds the gap, merge a snapshot first.
-      await this.#resyncIfDiscarded(o, node, cursor);
+      await this.#resyncIfMissing(o, node, cursor);
       o.reposition = true;
       o.messages?.stop();
     }
@@ -816,15 +916,17 @@ class Nats implements NatsTransport {
   // ------------------------------------------------------------ merge resync
 
   /**
-   * A gap that the stream can no longer fill (its limits discarded the entries this
-   * node needs) is closed by a merge resync from the origin, or else from any peer.
+   * A gap that the stream cannot fill (its limits discarded the entries this node
+   * needs, or it never got them: an origin whose own stream and log both lost entries
+   * ships on after them) is closed by a merge resync from the origin, or else from any
+   * peer.
    */
-  async #resyncIfDiscarded(o: Origin, node: LocalNode, cursor: number): Promise<void> {
-    const first = await this.#oldestInStream(o.stream);
-    if (!first || cursor + 1 >= first.originSeq) return; // still in the stream: redelivery fills it
+  async #resyncIfMissing(o: Origin, node: LocalNode, cursor: number): Promise<void> {
+    const next = await this.#firstEntryAfter(o.stream, cursor);
+    if (!next || next.originSeq <= cursor + 1) return; // held (redelivery fills it), or not stored yet
     this.log.warn(
-      { origin: o.name, cursor, oldestInStream: first.originSeq },
-      'nats: MERGE RESYNC: the stream discarded entries this node has not applied (stream limits); merging a snapshot',
+      { origin: o.name, cursor, nextInStream: next.originSeq },
+      'nats: MERGE RESYNC: the stream lacks entries this node has not applied; merging a snapshot',
     );
     o.resyncs++;
     const sources = [o.name, ...[...this.#origins.keys()].filter((n) => n !== o.name)];
@@ -835,7 +937,7 @@ class Nats implements NatsTransport {
         this.log.warn({ origin: o.name, source, err: (err as Error).message }, 'nats: snapshot source failed; trying the next');
         continue;
       }
-      if ((node.cursors()[o.name] ?? 0) + 1 >= first.originSeq) {
+      if ((node.cursors()[o.name] ?? 0) + 1 >= next.originSeq) {
         this.log.warn({ origin: o.name, source, cursor: node.cursors()[o.name] }, 'nats: merge resync complete');
         return;
       }
@@ -844,20 +946,21 @@ class Nats implements NatsTransport {
   }
 
   /**
-   * The first entry of a stream's oldest message (undefined when it is empty). The
-   * stream's limits may discard that message between the info and the read: read again.
+   * The first entry of the stream's first message that holds an entry after `cursor`
+   * (undefined when none does yet). The stream's limits may discard that message
+   * between the search and the read: search again.
    */
-  async #oldestInStream(stream: string): Promise<LogEntry | undefined> {
+  async #firstEntryAfter(stream: string, cursor: number): Promise<LogEntry | undefined> {
     const jsm = this.#jsm as JetStreamManager;
-    for (let attempt = 1; ; attempt++) {
-      const info = await jsm.streams.info(stream);
-      if (info.state.messages === 0) return undefined;
+    for (let attempt = 1; attempt <= 3; attempt++) {
+      const seq = await this.#streamSeqOf(stream, cursor + 1);
       try {
-        return decodeBatch((await jsm.streams.getMessage(stream, { seq: info.state.first_seq })).data)[0];
+        return decodeBatch((await jsm.streams.getMessage(stream, { seq })).data)[0];
       } catch (err) {
-        if (attempt >= 5 || (err as { code?: string }).code !== '404') throw err;
+        if ((err as { code?: string }).code !== '404') throw err;
       }
     }
+    return undefined; // past the stream's end, or still being discarded: the caller looks again later
   }
 
   /**
@@ -897,7 +1000,14 @@ class Nats implements NatsTransport {
     // once the race is decided (idle, stopped), unsubscribing ends this loop with an error nobody awaits
     done.catch(() => {});
     try {
-      nc.publish(`${this.#cfg.subjectPrefix}._snapshot.${source}`, new Uint8Array(0), { reply: inbox });
+      // A request, so a source that is not there is known at once: the server answers
+      // "no responders" instead of leaving us to wait for silence.
+      try {
+        await nc.request(`${this.#cfg.subjectPrefix}._snapshot.${source}`, new TextEncoder().encode(inbox), { timeout: SNAPSHOT_IDLE_MS });
+      } catch (err) {
+        const code = (err as { code?: string }).code;
+        throw new Error(code === '503' ? `${source} is not connected (no responders)` : `${source} did not accept the snapshot request: ${(err as Error).message}`);
+      }
       arm();
       await Promise.race([done, idle, this.#stopped.then(() => Promise.reject(new Error('stopped')))]);
     } finally {
@@ -906,18 +1016,25 @@ class Nats implements NatsTransport {
     }
   }
 
+  /**
+   * Serves a merge resync: the request carries the inbox to send the snapshot to and is
+   * answered at once (accepted); the snapshot then goes to that inbox, one request per
+   * message, each answered by the receiver once merged.
+   */
   async #serveSnapshot(req: Msg): Promise<void> {
     const nc = this.#nc as NatsConnection;
     const node = this.#node as LocalNode;
-    if (!req.reply) return;
+    const to = new TextDecoder().decode(req.data);
+    if (!req.reply || !/^[!-~]+$/.test(to)) return; // not a snapshot request of ours
+    req.respond();
     const snap = node.snapshot(500);
     const send = (type: number, body: Uint8Array) => {
       const data = new Uint8Array(body.length + 1);
       data[0] = type;
       data.set(body, 1);
-      return nc.request(req.reply as string, data, { timeout: 30_000 });
+      return nc.request(to, data, { timeout: 30_000 });
     };
-    this.log.warn({ to: req.reply }, 'nats: serving a merge resync snapshot');
+    this.log.warn({ to }, 'nats: serving a merge resync snapshot');
     await send(1, new TextEncoder().encode(JSON.stringify(snap.cursors)));
     for (const batch of snap.batches) {
       if (this.#state !== 'started') return;

@@ -1,7 +1,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Store } from '@replica/storage';
+import { Store, type StoreOptions } from '@replica/storage';
 import { startSuiteCluster, suiteNode, type SuiteCluster, type SuiteNode } from '@replica/transport-api/testing';
 import { natsTransport, startNatsCluster, type NatsInit, type NatsServer, type NatsTransport, type PublishMode } from '../src/index.js';
 
@@ -17,7 +17,13 @@ export interface NatsTestCluster extends SuiteCluster {
  * `size` Replica nodes n0…, each with its own nats-server (clustered, JetStream on
  * file storage) and its stream placed on that server, all on loopback.
  */
-export async function natsCluster(size: number, mode: PublishMode, tweak: (i: number) => Partial<NatsInit> = () => ({})): Promise<NatsTestCluster> {
+export async function natsCluster(
+  size: number,
+  mode: PublishMode,
+  /** Transport options for node i; `placement: null` leaves its stream unplaced. */
+  tweak: (i: number, servers: readonly NatsServer[]) => Omit<Partial<NatsInit>, 'placement'> & { placement?: NatsInit['placement'] | null } = () => ({}),
+  tweakStore: (i: number) => Partial<StoreOptions> = () => ({}),
+): Promise<NatsTestCluster> {
   const names = Array.from({ length: size }, (_, i) => `n${i}`);
   const root = mkdtempSync(join(tmpdir(), 'replica-nats-'));
   let servers: NatsServer[] = [];
@@ -29,14 +35,15 @@ export async function natsCluster(size: number, mode: PublishMode, tweak: (i: nu
   }
   const make = (i: number): NatsNode => {
     const name = names[i] as string;
-    const store = Store.open({ path: join(root, name), nodeName: name, pruneIntervalMs: 0 });
+    const store = Store.open({ path: join(root, name), nodeName: name, pruneIntervalMs: 0, ...tweakStore(i) });
+    const { placement = { cluster: 'replica', tag: name }, ...init } = tweak(i, servers);
     const transport = natsTransport({
       servers: (servers[i] as NatsServer).url,
       mode,
-      placement: { cluster: 'replica', tag: name },
+      ...(placement === null ? {} : { placement }),
       discoverIntervalMs: 200,
       fetchExpiresMs: 1000,
-      ...tweak(i),
+      ...init,
     });
     return suiteNode(store, transport);
   };

@@ -3,7 +3,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { converged, eventually } from '@replica/transport-api/testing';
 import { encodeBatch } from '@replica/transport-api';
 import { natsServerConfig, splitCredentials } from '../src/index.js';
-import { natsCluster, type NatsTestCluster } from './helpers.js';
+import { natsCluster, type NatsNode, type NatsTestCluster } from './helpers.js';
 
 describe('nats transport', () => {
   let c: NatsTestCluster | undefined;
@@ -44,6 +44,8 @@ describe('nats transport', () => {
     c = await natsCluster(2, 'batched');
     await Promise.all(Array.from({ length: 30 }, (_, i) => c!.nodes[0]?.put('t', { id: `k${i}` })));
     await converged(c.nodes, 15_000);
+    // tables() reads LMDB, which shows a commit a moment before lastSeq() counts it
+    await eventually(() => c!.nodes[1]?.store.lastSeq() === 30, 5_000, () => `lastSeq ${c!.nodes[1]?.store.lastSeq()}`);
     const before = { tables: c.nodes[1]?.tables(), last: c.nodes[1]?.store.lastSeq() };
     // Publish the same entries again under a new message id, as a broker redelivery or a
     // retried publish outside the dedupe window would: the consumer sees them twice.
@@ -75,10 +77,128 @@ describe('nats transport', () => {
     await c.startNode(1);
     await converged(c.nodes, 20_000);
     const n1 = c.nodes[1]!;
-    expect(n1.tables().t?.count).toBe(55);
+    expectResynced(n1, 55);
     expect(n1.get('t', 'before')).toBeUndefined(); // the delete travelled in the snapshot
-    expect(n1.transport.status().peers[0]?.counters['resyncs']).toBeGreaterThanOrEqual(1);
-    expect(n1.store.verify()).toEqual([]);
+  });
+
+  it('merges a snapshot when the stream has a hole in the middle (a message it never kept)', async () => {
+    c = await natsCluster(2, 'per-write');
+    await c.nodes[0]?.put('t', { id: 'before' });
+    await converged(c.nodes, 15_000);
+    await c.stopNode(1);
+    for (let i = 0; i < 10; i++) await c.nodes[0]?.put('t', { id: `away-${i}` });
+    await eventually(() => (c!.nodes[0]?.transport.status().counters?.['shippedSeq'] ?? 0) >= 11, 10_000, () => JSON.stringify(c!.nodes[0]?.transport.status().counters));
+    // Stream seq 6 holds n0's 6th write: n1 will find entries 1–5 and 7–11 only.
+    await deleteStreamMessage(c.servers[0]?.url as string, 'REPLICA_n0', 6);
+    await c.startNode(1);
+    await converged(c.nodes, 20_000);
+    const n1 = c.nodes[1]!;
+    expectResynced(n1, 11);
+    expect(n1.get('t', 'away-4')).toEqual({ id: 'away-4' }); // the 6th write, only in the snapshot
+  });
+
+  it('skips a snapshot source that is not connected at once, and resyncs from another node', async () => {
+    c = await natsCluster(3, 'per-write');
+    await c.nodes[0]?.put('t', { id: 'before' });
+    await converged(c.nodes, 15_000);
+    await c.stopNode(2);
+    for (let i = 0; i < 10; i++) await c.nodes[0]?.put('t', { id: `away-${i}` });
+    await converged([c.nodes[0]!, c.nodes[1]!], 15_000);
+    await deleteStreamMessage(c.servers[0]?.url as string, 'REPLICA_n0', 6);
+    // The origin's node is down (its server and stream stay up): n2 asks it first.
+    await c.stopNode(0);
+    await c.startNode(2);
+    // A source that does not answer would cost the 10 s idle timeout; "no responders" costs nothing.
+    await converged([c.nodes[1]!, c.nodes[2]!], 7_000);
+    expect(c.nodes[2]?.get('t', 'away-4')).toEqual({ id: 'away-4' });
+    expect(c.nodes[2]?.store.verify()).toEqual([]);
+  });
+
+  it('ships on when its stream and its log both lost own entries, and a peer that lacks them merges a snapshot', async () => {
+    // n0's stream keeps messages for 1 s; its log keeps only the newest entry.
+    c = await natsCluster(2, 'per-write', (i) => (i === 0 ? { streamMaxAgeMs: 1000 } : {}), (i) => (i === 0 ? { retention: { maxEntries: 1 } } : {}));
+    await c.nodes[0]?.put('t', { id: 'before' });
+    await converged(c.nodes, 15_000);
+    await c.stopNode(1);
+    for (let i = 0; i < 20; i++) await c.nodes[0]?.put('t', { id: `away-${i}` });
+    await eventually(() => (c!.nodes[0]?.transport.status().counters?.['shippedSeq'] ?? 0) >= 21, 10_000, () => JSON.stringify(c!.nodes[0]?.transport.status().counters));
+    expect(await c.nodes[0]?.store.prune()).toBe(20); // shipped, so the outbox lets them go
+    await c.stopNode(0);
+    await new Promise((r) => setTimeout(r, 2500)); // the stream expires every message
+    await c.startNode(0);
+    const n0 = c.nodes[0]!;
+    expect(n0.transport.status().counters?.['ownEntriesSkipped']).toBe(20);
+    // A new write ships (per-write waits for its PubAck), instead of waiting forever
+    // for PubAcks of entries nothing can publish again.
+    const w = await n0.put('t', { id: 'after' });
+    await n0.transport.shipped?.(w.seq);
+    await c.startNode(1);
+    await converged(c.nodes, 20_000);
+    const n1 = c.nodes[1]!;
+    expectResynced(n1, 22);
+    expect(n1.get('t', 'away-0')).toEqual({ id: 'away-0' });
+  });
+
+  it('a node that lost its data after its stream expired gets its writes back from a peer and continues after them', async () => {
+    c = await natsCluster(2, 'per-write', (i) => (i === 0 ? { streamMaxAgeMs: 1000 } : {}));
+    for (let i = 0; i < 10; i++) await c.nodes[0]?.put('t', { id: `old-${i}` });
+    await converged(c.nodes, 15_000);
+    await c.stopNode(0);
+    await c.wipeNode?.(0);
+    await new Promise((r) => setTimeout(r, 2500)); // the stream expires every message
+    await c.startNode(0);
+    const n0 = c.nodes[0]!;
+    expect(n0.tables().t?.count).toBe(10);
+    expect(n0.cursors()['n0']).toBe(10);
+    // Without the restore this write would reuse origin sequence 1, which n1 skips.
+    const w = await n0.put('t', { id: 'after-wipe' });
+    await n0.transport.shipped?.(w.seq);
+    await converged(c.nodes, 15_000);
+    expect(c.nodes[1]?.get('t', 'after-wipe')).toEqual({ id: 'after-wipe' });
+    expect(n0.store.verify()).toEqual([]);
+  });
+
+  it('refuses to start a node that lost writes its stream no longer holds while no peer can send them', async () => {
+    c = await natsCluster(2, 'per-write', (i) => (i === 0 ? { streamMaxAgeMs: 1000, startTimeoutMs: 1500 } : {}));
+    for (let i = 0; i < 5; i++) await c.nodes[0]?.put('t', { id: `old-${i}` });
+    await converged(c.nodes, 15_000);
+    await c.stopNode(1);
+    await c.stopNode(0);
+    await c.wipeNode?.(0);
+    await new Promise((r) => setTimeout(r, 2500));
+    await expect(c.startNode(0)).rejects.toThrow(/lost writes that its stream no longer holds, and no peer \(n1\) could send them back/);
+    expect(c.nodes[0]?.transport.status().started).toBe(false);
+    expect(c.nodes[0]?.store.cursors()['n0'] ?? 0).toBe(0); // it wrote nothing
+    // Once the peer runs again, the node starts and has its writes back.
+    await c.nodes[0]?.store.close();
+    await c.startNode(1);
+    await c.startNode(0);
+    expect(c.nodes[0]?.tables().t?.count).toBe(5);
+  });
+
+  it('with R3 streams and every server in its URL list, a node keeps shipping when its own nats-server is killed', async () => {
+    // Each node lists its own server first, then the others; streams keep 3 copies.
+    c = await natsCluster(3, 'per-write', (i, servers) => ({
+      servers: [...servers.slice(i), ...servers.slice(0, i)].map((s) => s.url),
+      streamReplicas: 3,
+      placement: null,
+      startTimeoutMs: 60_000,
+    }));
+    await c.nodes[0]?.put('t', { id: 'before' });
+    await converged(c.nodes, 30_000);
+    await c.servers[0]?.stop('SIGKILL');
+    const n0 = c.nodes[0]!;
+    for (let i = 0; i < 20; i++) {
+      const w = await n0.put('t', { id: `during-${i}` });
+      await n0.transport.shipped?.(w.seq); // acknowledged by the stream's copies on n1's and n2's servers
+    }
+    await eventually(() => (n0.transport.status().counters?.['reconnects'] ?? 0) >= 1, 10_000, () => JSON.stringify(n0.transport.status().counters));
+    await converged(c.nodes, 30_000);
+    await c.servers[0]?.restart();
+    await c.nodes[1]?.put('t', { id: 'after' });
+    await converged(c.nodes, 30_000);
+    expect(c.nodes[2]?.tables().t?.count).toBe(22);
+    for (const n of c.nodes) expect(n.store.verify()).toEqual([]);
   });
 
   it('authenticates with credentials from NATS_URL, and a server with authorization refuses a client without them', async () => {
@@ -122,3 +242,20 @@ describe('nats transport', () => {
     expect(splitCredentials(['nats://a%40b:c%3Ad@h:1', 'nats://h:2'])).toEqual({ servers: ['nats://h:1', 'nats://h:2'], user: 'a@b', pass: 'c:d' });
   });
 });
+
+/** Deletes one message of a stream, as a stream edited by hand (or one that lost it) would be. */
+async function deleteStreamMessage(url: string, stream: string, seq: number): Promise<void> {
+  const nc = await connect({ servers: url });
+  try {
+    expect(await (await nc.jetstreamManager()).streams.deleteMessage(stream, seq)).toBe(true);
+  } finally {
+    await nc.close();
+  }
+}
+
+/** `n` holds `count` records of table t, caught up through at least one merge resync, and its store is consistent. */
+function expectResynced(n: NatsNode, count: number): void {
+  expect(n.tables().t?.count).toBe(count);
+  expect(n.transport.status().peers[0]?.counters['resyncs']).toBeGreaterThanOrEqual(1);
+  expect(n.store.verify()).toEqual([]);
+}
