@@ -1,7 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createWriteStream, mkdirSync, mkdtempSync, rmSync, writeFileSync, type WriteStream } from 'node:fs';
 import { createRequire } from 'node:module';
-import { tmpdir } from 'node:os';
+import { availableParallelism, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { freePort, startNatsCluster, type NatsServer } from '@replica/transport-nats';
 import { createCertificateAuthority, createNodeCertificate, type CertificateAuthority } from '@replica/transport-plexus/certs';
@@ -41,6 +41,11 @@ export interface ClusterOptions {
    * node gets a client certificate (NATS_TLS_CA, NATS_TLS_CERT, NATS_TLS_KEY).
    */
   readonly natsTls?: boolean;
+  /**
+   * nats: GOMAXPROCS of every nats-server. Default: the host's cores divided among the
+   * servers it starts, at least 1 — on one host they share it as they would hosts.
+   */
+  readonly natsGomaxprocs?: number;
   /** Extra Node.js options for every node process (e.g. `--cpu-prof`). */
   readonly execArgv?: readonly string[];
   /** How long start-up and peer links may take. Default 30 s. */
@@ -158,6 +163,7 @@ export async function startCluster(opts: ClusterOptions): Promise<Cluster> {
       ...(opts.natsServerBin ? { bin: opts.natsServerBin } : {}),
       ...(opts.natsAuth ? { auth: opts.natsAuth, clusterAuth: opts.natsAuth } : {}),
       ...(tls ? { tls: (name: string) => ({ ...tls.server(name), verify: true }), clusterTls: tls.server } : {}),
+      gomaxprocs: opts.natsGomaxprocs ?? Math.max(1, Math.floor(availableParallelism() / names.length)),
     });
     natsServers = nats.servers;
     stopNats = nats.stop;

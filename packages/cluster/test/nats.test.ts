@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import { afterEach, describe, expect, it } from 'vitest';
 import { startCluster, type Cluster } from '../src/index.js';
 import { convergedAndComplete, writeLoad } from './load.js';
@@ -26,6 +27,19 @@ describe.each(['per-write', 'batched'] as const)('a 3-process nats cluster (%s)'
     expect(after.failed, logsOf(c)()).toBe(0);
     expect(acked.length).toBeGreaterThan(1000);
     await convergedAndComplete(c, [...acked, ...after.acked], logsOf(c));
+  });
+
+  it('gives each nats-server its share of the host\'s cores (GOMAXPROCS), also after a restart', async () => {
+    cluster = await startCluster({ nodes: 3, transport: 'nats', natsMode });
+    const c = cluster;
+    const gomaxprocs = async (configFile: string) => {
+      const http = /^http: "([^"]+)"$/m.exec(readFileSync(configFile, 'utf8'))?.[1];
+      return ((await (await fetch(`http://${http}/varz`)).json()) as { gomaxprocs: number }).gomaxprocs;
+    };
+    const share = Math.max(1, Math.floor(availableParallelism() / 3));
+    for (const s of c.natsServers) expect(await gomaxprocs(s.configFile)).toBe(share);
+    await c.natsServers[0]?.restart();
+    expect(await gomaxprocs(c.natsServers[0]!.configFile)).toBe(share);
   });
 
   it('keeps every acknowledged write when a nats-server is killed and restarted under load', async () => {
