@@ -224,6 +224,16 @@ describe('nats transport', () => {
     }
   });
 
+  it('hands out free ports below the kernel\'s range for outgoing connections, never the same one twice', async () => {
+    const { freePort } = await import('../src/index.js');
+    const { readFileSync } = await import('node:fs');
+    const lo = Number(readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/)[0]);
+    const ports: number[] = [];
+    for (let i = 0; i < 200; i++) ports.push(await freePort());
+    expect(new Set(ports).size).toBe(200);
+    for (const p of ports) expect(p >= 10_000 && p < lo, `port ${p}`).toBe(true);
+  });
+
   it('writes a server config with JetStream, cluster routes, auth and a placement tag', () => {
     const text = natsServerConfig({
       name: 'n1',
