@@ -29,7 +29,7 @@ describe.each(['per-write', 'batched'] as const)('a 3-process nats cluster (%s)'
     await convergedAndComplete(c, [...acked, ...after.acked], logsOf(c));
   });
 
-  it('gives each nats-server its share of the host\'s cores (GOMAXPROCS), also after a restart', async () => {
+  it('gives each nats-server its share of the host\'s cores (GOMAXPROCS), also after a restart of a running server', async () => {
     cluster = await startCluster({ nodes: 3, transport: 'nats', natsMode });
     const c = cluster;
     const gomaxprocs = async (configFile: string) => {
@@ -38,7 +38,10 @@ describe.each(['per-write', 'batched'] as const)('a 3-process nats cluster (%s)'
     };
     const share = Math.max(1, Math.floor(availableParallelism() / 3));
     for (const s of c.natsServers) expect(await gomaxprocs(s.configFile)).toBe(share);
-    await c.natsServers[0]?.restart();
+    const before = c.natsServers[0]!.pid;
+    await c.natsServers[0]?.restart(); // while it runs: the old process goes first
+    expect(() => process.kill(before, 0)).toThrow();
+    expect(c.natsServers[0]?.pid).not.toBe(before);
     expect(await gomaxprocs(c.natsServers[0]!.configFile)).toBe(share);
   });
 

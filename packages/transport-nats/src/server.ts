@@ -87,7 +87,7 @@ export interface NatsServer {
   readonly logFile: string;
   /** Sends `signal` (default SIGTERM) and waits for the exit. Idempotent. */
   stop(signal?: NodeJS.Signals): Promise<void>;
-  /** Starts the same server (same config and store) again. */
+  /** Starts the same server (same config and store) again, stopping it first if it runs. */
   restart(): Promise<void>;
 }
 
@@ -166,7 +166,12 @@ export async function startNatsServer(
     configFile,
     logFile,
     stop,
-    restart: launch,
+    // A running server is stopped first: a second process on the same ports would exit,
+    // while the first one kept answering the health check, and then outlive stop().
+    restart: async () => {
+      await stop();
+      await launch();
+    },
   };
 }
 
