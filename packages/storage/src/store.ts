@@ -750,6 +750,7 @@ function unstorable(v: unknown, max: number, limit: number): string | undefined 
   }
   for (const [k, child] of Object.entries(v)) {
     if (LONE_SURROGATE.test(k)) return 'field names must be well-formed Unicode (no lone surrogates)';
+    if (k === '__proto__') return 'field names must not be "__proto__" (it would read back as "__proto_")';
     const p = unstorable(child, max - 1, limit);
     if (p !== undefined) return p;
   }

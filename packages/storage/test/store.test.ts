@@ -84,6 +84,8 @@ describe('local writes', () => {
     await expect(s.put('t', { id: 'k', '\udbff': 1 })).rejects.toThrow(/field names must be well-formed Unicode/);
     await expect(s.put('t', { id: 'n', x: { y: Number.POSITIVE_INFINITY } })).rejects.toThrow(/numbers must be finite/);
     await expect(s.put('t', { id: 'n', x: Number.NaN })).rejects.toThrow(/numbers must be finite/);
+    // msgpack decoding renames an own "__proto__" key (as JSON.parse makes) to "__proto_"
+    await expect(s.put('t', JSON.parse('{"id":"p","a":[{"__proto__":{"x":1}}]}'))).rejects.toThrow(/field names must not be "__proto__"/);
     expect(s.lastSeq()).toBe(0);
     expect(s.tables()).toEqual({});
   });

@@ -121,14 +121,18 @@ function isPlainData(root: unknown): boolean {
 const isRecordValueOf = (v: unknown, id: string): v is RecordValue =>
   v !== null && typeof v === 'object' && Object.getPrototypeOf(v) === Object.prototype && (v as { id?: unknown }).id === id && isPlainData(v);
 
+/** msgpack-decodes `buf`; anything that is not msgpack is a {@link MalformedFrameError}. */
+function unpackFrame(buf: Uint8Array, what: string): unknown {
+  try {
+    return packr.unpack(buf);
+  } catch (cause) {
+    throw new MalformedFrameError(`${what} is not valid msgpack`, { cause });
+  }
+}
+
 /** Decodes and validates a batch. Throws {@link MalformedFrameError} on anything unexpected. */
 export function decodeBatch(buf: Uint8Array): LogEntry[] {
-  let raw: unknown;
-  try {
-    raw = packr.unpack(buf);
-  } catch (cause) {
-    throw new MalformedFrameError('not valid msgpack', { cause });
-  }
+  const raw = unpackFrame(buf, 'batch');
   if (!Array.isArray(raw) || raw.length === 0) throw new MalformedFrameError('not a batch array');
   if (raw[0] !== CODEC_VERSION) {
     // Never String(raw[0]): it may be a huge or deeply nested array.
@@ -181,12 +185,7 @@ export function encodeSnapshot(records: readonly SnapshotRecord[]): Buffer {
 
 /** Decodes and validates snapshot records; anything off is a {@link MalformedFrameError}. */
 export function decodeSnapshot(payload: Uint8Array): SnapshotRecord[] {
-  let raw: unknown;
-  try {
-    raw = packr.unpack(payload);
-  } catch (cause) {
-    throw new MalformedFrameError('snapshot frame is not msgpack', { cause });
-  }
+  const raw = unpackFrame(payload, 'snapshot frame');
   if (!Array.isArray(raw)) throw new MalformedFrameError('snapshot frame is not an array');
   return raw.map((t: unknown, i) => {
     if (!Array.isArray(t) || t.length !== 6) throw new MalformedFrameError(`snapshot record ${i} is not a 6-tuple`);
