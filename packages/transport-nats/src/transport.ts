@@ -572,14 +572,16 @@ class Nats implements NatsTransport {
     const publisher = new AsyncPublisher(this.#nc as NatsConnection, this.#cfg.publishTimeoutMs);
     let pos = this.#ownStart();
     node.retainLog?.(OUTBOX_HOLD, pos);
-    const inflight: Promise<void>[] = [];
+    // Publishes awaiting their PubAck; a full window waits for one slot, not a race over all.
+    const inflight = new Set<Promise<void>>();
+    let onSlot: (() => void) | undefined;
     let failed = false;
     // Each message expects the previous one to be the stream's last: after a failed
     // publish every later one fails too, so the stream never holds entries out of order.
     let prevId = this.#lastStoredId;
     while (this.#state === 'started') {
       if (failed) {
-        await Promise.allSettled(inflight.splice(0));
+        await Promise.allSettled([...inflight]);
         failed = false;
         await this.#sleep(250);
         // Start again from what the stream really holds: acknowledgements may have
@@ -607,7 +609,7 @@ class Nats implements NatsTransport {
       if (own.length === 0) continue;
       const messages = this.mode === 'batched' ? this.#chunk(own) : own.map((e) => [e]);
       for (const batch of messages) {
-        while (inflight.length >= this.#cfg.maxInFlight) await Promise.race(inflight);
+        while (inflight.size >= this.#cfg.maxInFlight) await new Promise<void>((resolve) => (onSlot = resolve));
         if (failed || this.#state !== 'started') break;
         const first = batch[0] as LogEntry;
         const last = batch.at(-1) as LogEntry;
@@ -628,12 +630,17 @@ class Nats implements NatsTransport {
             this.#counters.publishErrors++;
             failed = true;
           })
-          .finally(() => inflight.splice(inflight.indexOf(p), 1));
-        inflight.push(p);
+          .finally(() => {
+            inflight.delete(p);
+            const wake = onSlot;
+            onSlot = undefined;
+            wake?.();
+          });
+        inflight.add(p);
       }
     }
     publisher.close(); // rejects what is still waiting for a PubAck
-    await Promise.allSettled(inflight);
+    await Promise.allSettled([...inflight]);
   }
 
   /** The local seq just before own entry `originSeq` (or the log's end). */
