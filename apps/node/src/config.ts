@@ -123,25 +123,28 @@ export function loadConfig(env: Env): Config {
   const confirmTimeoutMs = int('CONFIRM_TIMEOUT_MS', 5000, 1, 600_000);
   const logLevel = oneOf('LOG_LEVEL', LOG_LEVELS, 'info');
 
+  /** A PEM file path from `name`, checked readable; undefined when unset, which is a problem when `requiredFor` says what needs it. */
+  const pemFile = (name: string, requiredFor?: string): string | undefined => {
+    const path = env[name];
+    if (path === undefined || path === '') {
+      if (requiredFor !== undefined) problems.push(`${name} is required for ${requiredFor} (a PEM file path)`);
+      return undefined;
+    }
+    try {
+      accessSync(path, constants.R_OK);
+    } catch {
+      problems.push(`${name}: cannot read ${path}`);
+    }
+    return path;
+  };
+
   let transport: TransportConfig = { kind: 'none' };
   if (!(AVAILABLE as readonly string[]).includes(kind)) {
     problems.push(`REPLICATION_TRANSPORT must be one of ${AVAILABLE.join(', ')}, got ${JSON.stringify(kind)}`);
   } else if (kind === 'plexus') {
     const listen = { host: str('REPLICATION_HOST', '127.0.0.1'), port: int('REPLICATION_PORT', 9800, 0, 65535) };
     const peers = parsePeers(env['PEERS'], nodeName, problems);
-    const file = (name: string): string => {
-      const path = env[name];
-      if (path === undefined || path === '') {
-        problems.push(`${name} is required for REPLICATION_TRANSPORT=plexus (a PEM file path)`);
-        return '';
-      }
-      try {
-        accessSync(path, constants.R_OK);
-      } catch {
-        problems.push(`${name}: cannot read ${path}`);
-      }
-      return path;
-    };
+    const file = (name: string) => pemFile(name, 'REPLICATION_TRANSPORT=plexus') ?? '';
     transport = { kind: 'plexus', listen, peers, tls: { ca: file('TLS_CA'), cert: file('TLS_CERT'), key: file('TLS_KEY') } };
   } else if (kind === 'nats') {
     const servers = (env['NATS_URL'] ?? '').split(',').map((u) => u.trim()).filter(Boolean);
@@ -154,19 +157,9 @@ export function loadConfig(env: Env): Config {
       if (m) placement = { cluster: m[1] as string, tag: m[2] as string };
       else problems.push(`NATS_PLACEMENT must be cluster:tag, got ${JSON.stringify(placementRaw)}`);
     }
-    const optionalFile = (name: string): string | undefined => {
-      const path = env[name];
-      if (path === undefined || path === '') return undefined;
-      try {
-        accessSync(path, constants.R_OK);
-      } catch {
-        problems.push(`${name}: cannot read ${path}`);
-      }
-      return path;
-    };
-    const ca = optionalFile('NATS_TLS_CA');
-    const cert = optionalFile('NATS_TLS_CERT');
-    const key = optionalFile('NATS_TLS_KEY');
+    const ca = pemFile('NATS_TLS_CA');
+    const cert = pemFile('NATS_TLS_CERT');
+    const key = pemFile('NATS_TLS_KEY');
     if ((cert === undefined) !== (key === undefined)) {
       problems.push(`NATS_TLS_CERT and NATS_TLS_KEY go together (the node's client certificate and its key), but only ${cert === undefined ? 'NATS_TLS_KEY' : 'NATS_TLS_CERT'} is set`);
     }

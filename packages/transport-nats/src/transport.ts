@@ -454,11 +454,7 @@ class Nats implements NatsTransport {
       if (!first || first.originSeq <= own() + 1) return; // #recoverOwn applies the rest
       needed = first.originSeq - 1;
     }
-    const prefix = `${this.#cfg.streamPrefix}_`;
-    const peers: string[] = [];
-    for await (const si of jsm.streams.list()) {
-      if (si.config.name.startsWith(prefix) && si.config.name !== this.#stream) peers.push(si.config.name.slice(prefix.length));
-    }
+    const peers = (await this.#peerStreams()).map((p) => p.origin);
     this.log.error(
       { own: own(), streamMessages: info.state.messages, streamLastSeq: info.state.last_seq, peers },
       'nats: this node lost writes that its stream no longer holds; restoring them from a peer before it writes again',
@@ -727,13 +723,8 @@ class Nats implements NatsTransport {
   /** Finds other nodes' streams and starts a durable pull consumer on each new one. */
   async #discover(): Promise<void> {
     if (this.#state !== 'started') return;
-    const jsm = this.#jsm as JetStreamManager;
     const node = this.#node as LocalNode;
-    const prefix = `${this.#cfg.streamPrefix}_`;
-    for await (const si of jsm.streams.list()) {
-      const name = si.config.name;
-      if (!name.startsWith(prefix) || name === this.#stream) continue;
-      const origin = name.slice(prefix.length);
+    for (const { origin, stream: name } of await this.#peerStreams()) {
       let o = this.#origins.get(origin);
       if (!o) {
         o = { name: origin, stream: name, consumer: undefined, messages: undefined, running: false, pending: 0, ackPending: 0, redelivered: 0, fetched: 0, applied: 0, deferred: 0, lastAppliedVersionMs: 0, resyncs: 0, repositions: 0, reposition: true, lastRepositionMs: 0 };
@@ -753,6 +744,17 @@ class Nats implements NatsTransport {
         }
       }
     }
+  }
+
+  /** Every other node's stream in the NATS cluster, with the node (origin) it belongs to. */
+  async #peerStreams(): Promise<{ origin: string; stream: string }[]> {
+    const prefix = `${this.#cfg.streamPrefix}_`;
+    const out: { origin: string; stream: string }[] = [];
+    for await (const si of (this.#jsm as JetStreamManager).streams.list()) {
+      const name = si.config.name;
+      if (name.startsWith(prefix) && name !== this.#stream) out.push({ origin: name.slice(prefix.length), stream: name });
+    }
+    return out;
   }
 
   async #consume(o: Origin, node: LocalNode): Promise<void> {
