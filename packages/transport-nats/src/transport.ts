@@ -37,6 +37,8 @@ import {
 
 /** The retention hold of the outbox: own entries the stream does not hold yet stay in the log. */
 const OUTBOX_HOLD = 'nats-outbox';
+/** How long the client may fail to reconnect before the servers are probed for the reason. */
+const RECONNECT_CHECK_MS = 5000;
 
 /** A merge resync gives up on a snapshot source that sent nothing for this long. */
 const SNAPSHOT_IDLE_MS = 10_000;
@@ -192,7 +194,11 @@ class Nats implements NatsTransport {
   #appliedDirty = false;
   /** Connected to a NATS server right now (false while the client reconnects). */
   #brokerUp = true;
-  readonly #counters = { published: 0, publishErrors: 0, messagesPublished: 0, reconnects: 0, disconnects: 0, ownEntriesSkipped: 0 };
+  readonly #counters = { published: 0, publishErrors: 0, messagesPublished: 0, reconnects: 0, disconnects: 0, serverErrors: 0, tlsRefusals: 0, ownEntriesSkipped: 0 };
+  #disconnectedAt = 0;
+  #reconnectCheck: NodeJS.Timeout | undefined;
+  /** The servers and credentials start() was given (for the reconnect check). */
+  #endpoints: { servers: string[]; user: string | undefined; pass: string | undefined } = { servers: [], user: undefined, pass: undefined };
   readonly #cfg: Required<Omit<NatsInit, 'servers' | 'mode' | 'placement' | 'tls'>>;
 
   constructor(
@@ -225,6 +231,7 @@ class Nats implements NatsTransport {
     // Until shipping knows what the stream holds, retention keeps the whole log.
     node.retainLog?.(OUTBOX_HOLD, 1);
     const { servers, user, pass } = splitCredentials(typeof this.init.servers === 'string' ? [this.init.servers] : [...this.init.servers]);
+    this.#endpoints = { servers, user, pass };
     try {
       const tls = this.init.tls ? clientTlsOptions(this.init.tls) : undefined;
       // A server that refuses this node's client certificate would make connect() retry forever.
@@ -313,6 +320,7 @@ class Nats implements NatsTransport {
     this.#signal?.removeEventListener('abort', this.#onAbort as () => void);
     this.#unsubscribe?.();
     for (const t of this.#timers) clearInterval(t);
+    clearTimeout(this.#reconnectCheck);
     for (const o of this.#origins.values()) {
       o.running = false;
       o.messages?.stop();
@@ -519,16 +527,59 @@ class Nats implements NatsTransport {
       if (next === 'stopped' || next.done) return;
       const s = next.value;
       if (s.type === 'disconnect') {
+        // A reconnect attempt that failed after its TLS handshake reports another
+        // disconnect, and each such report a reconnect when one succeeds: one outage,
+        // counted and checked once.
+        if (!this.#brokerUp) continue;
         this.#brokerUp = false;
+        this.#disconnectedAt = Date.now();
         this.#counters.disconnects++;
         this.log.warn({ server: s.data }, 'nats: disconnected from the server');
+        this.#checkReconnectLater(RECONNECT_CHECK_MS);
       } else if (s.type === 'reconnect') {
+        if (this.#brokerUp) continue;
         this.#brokerUp = true;
         this.#counters.reconnects++;
+        clearTimeout(this.#reconnectCheck);
         this.log.info({ server: s.data }, 'nats: reconnected');
         this.#poke();
+      } else if (s.type === 'error') {
+        // -ERR from the server: an authorization or permissions violation, say
+        this.#counters.serverErrors++;
+        this.log.error({ error: s.data }, 'nats: the server reported an error');
+      } else if (s.type === 'ldm') {
+        this.log.warn({ server: s.data }, 'nats: the server is shutting down (lame duck mode); the client moves to another server');
       }
     }
+  }
+
+  /**
+   * While the client reconnects it only reports the addresses it tries: a server that
+   * now refuses this node's certificate (or one the node no longer trusts) would look
+   * like an outage. After `ms` without a connection, probe the servers as start() does
+   * and log why they refuse, or that none answers; again every minute while it lasts.
+   */
+  #checkReconnectLater(ms: number): void {
+    clearTimeout(this.#reconnectCheck);
+    this.#reconnectCheck = setTimeout(() => {
+      if (this.#state !== 'started' || this.#brokerUp) return;
+      const { servers, user, pass } = this.#endpoints;
+      const down = `${Math.round((Date.now() - this.#disconnectedAt) / 1000)} s`;
+      checkTls(servers, this.init.tls, { user, pass }).then(
+        () => {
+          if (this.#state !== 'started' || this.#brokerUp) return;
+          this.log.warn({ servers, down }, 'nats: still disconnected; no server accepts a connection');
+          this.#checkReconnectLater(60_000);
+        },
+        (err: unknown) => {
+          if (this.#state !== 'started' || this.#brokerUp) return;
+          this.#counters.tlsRefusals++;
+          this.log.error({ servers, down, reason: explainConnectError(err, this.init.tls) }, 'nats: cannot reconnect: a TLS handshake fails');
+          this.#checkReconnectLater(60_000);
+        },
+      );
+    }, ms);
+    this.#reconnectCheck.unref();
   }
 
   // ------------------------------------------------------------ publishing

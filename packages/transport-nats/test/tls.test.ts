@@ -235,6 +235,44 @@ describe('nats transport over TLS', () => {
     }
   });
 
+  it('logs why it cannot reconnect once its server refuses its client certificate, and ships the writes made meanwhile once that is fixed', async () => {
+    const dir = join(root, 'reconnect');
+    const serverCert = makeCert(pki, 'ca', 'solo');
+    const opts = { name: 'solo', clientPort: await freePort(), httpPort: await freePort(), storeDir: join(dir, 'js'), dir };
+    let server = await startNatsServer({ ...opts, tls: { ca, ...serverCert, verify: true } });
+    const store = Store.open({ path: join(dir, 'store'), nodeName: 'solo', pruneIntervalMs: 0 });
+    const lines: { level: string; obj: object; msg: string }[] = [];
+    const keep = (level: string) => (obj: object, msg: string) => void lines.push({ level, obj, msg });
+    const t = natsTransport({ servers: server.url, mode: 'per-write', tls: good }, { logger: { debug() {}, info: keep('info'), warn: keep('warn'), error: keep('error') } });
+    const published = () => t.status().counters?.['published'] ?? 0;
+    try {
+      await t.start(store);
+      await store.put('t', { id: 'before' });
+      await eventually(() => published() === 1, 10_000, () => JSON.stringify(t.status().counters));
+      // The server comes back trusting another CA for client certificates: the client
+      // itself would only keep retrying; the transport says why after 5 s.
+      await server.stop();
+      server = await startNatsServer({ ...opts, tls: { ca: otherCa, ...serverCert, verify: true } });
+      await store.put('t', { id: 'during' });
+      const refused = () => lines.find((l) => l.msg === 'nats: cannot reconnect: a TLS handshake fails');
+      await eventually(() => refused() !== undefined, 20_000, () => JSON.stringify(lines));
+      expect(refused()?.level).toBe('error');
+      expect(refused()?.obj).toMatchObject({ reason: expect.stringMatching(/the server refused this node's TLS client certificate .*node\.crt \(TLS alert "bad certificate"\)/) });
+      expect(t.status().counters).toMatchObject({ tlsRefusals: 1, disconnects: 1, reconnects: 0 });
+      expect(published()).toBe(1);
+      // Trusted again: it reconnects and ships the write it committed while refused.
+      await server.stop();
+      server = await startNatsServer({ ...opts, tls: { ca, ...serverCert, verify: true } });
+      await eventually(() => published() === 2, 20_000, () => JSON.stringify(t.status().counters));
+      expect(t.status().counters).toMatchObject({ reconnects: 1, tlsRefusals: 1 });
+      expect(lines.some((l) => l.msg === 'nats: reconnected')).toBe(true);
+    } finally {
+      await t.stop();
+      await store.close();
+      await server.stop();
+    }
+  });
+
   it('writes server configs with client verification and route TLS, and without them as before', () => {
     const base = { name: 'n1', clientPort: 4222, httpPort: 8222, clusterPort: 6222, routes: ['nats-route://127.0.0.1:6222'], storeDir: '/data/n1' };
     const files = { ca: '/etc/nats/ca.crt', cert: '/etc/nats/n1.crt', key: '/etc/nats/n1.key' };
