@@ -568,7 +568,7 @@ class Nats implements NatsTransport {
       checkTls(servers, this.init.tls, { user, pass }).then(
         () => {
           if (this.#state !== 'started' || this.#brokerUp) return;
-          this.log.warn({ servers, down }, 'nats: still disconnected; no server accepts a connection');
+          this.log.warn({ servers, down }, 'nats: still disconnected from every server');
           this.#checkReconnectLater(60_000);
         },
         (err: unknown) => {
