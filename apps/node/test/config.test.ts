@@ -5,6 +5,18 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { ConfigError } from '@replica/transport-api';
 import { loadConfig } from '../src/index.js';
 
+/** A temp dir (removed after the enclosing suite) and a maker of placeholder PEM files in it. */
+function pemFiles(prefix: string): { dir: string; pem: (name: string) => string } {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+  const pem = (name: string) => {
+    const p = join(dir, name);
+    writeFileSync(p, 'pem');
+    return p;
+  };
+  return { dir, pem };
+}
+
 describe('loadConfig', () => {
   it('has safe defaults for a standalone node', () => {
     const c = loadConfig({});
@@ -133,15 +145,9 @@ describe('loadConfig', () => {
     });
 
     describe('TLS files', () => {
-      const dir = mkdtempSync(join(tmpdir(), 'replica-config-nats-'));
-      const pem = (n: string) => {
-        const p = join(dir, n);
-        writeFileSync(p, 'pem');
-        return p;
-      };
+      const { dir, pem } = pemFiles('replica-config-nats-');
       const files = { NATS_TLS_CA: pem('ca.crt'), NATS_TLS_CERT: pem('n1.crt'), NATS_TLS_KEY: pem('n1.key') };
       const nats = { REPLICATION_TRANSPORT: 'nats', NODE_NAME: 'n1', NATS_URL: 'tls://127.0.0.1:4222' };
-      afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
       it('reads the CA, the client certificate and its key; none means no TLS settings', () => {
         expect(loadConfig({ ...nats, ...files }).transport).toMatchObject({ tls: { ca: files.NATS_TLS_CA, cert: files.NATS_TLS_CERT, key: files.NATS_TLS_KEY } });
@@ -178,14 +184,8 @@ describe('loadConfig', () => {
   });
 
   describe('plexus', () => {
-    const dir = mkdtempSync(join(tmpdir(), 'replica-config-'));
-    const pem = (n: string) => {
-      const p = join(dir, n);
-      writeFileSync(p, 'pem');
-      return p;
-    };
+    const { pem } = pemFiles('replica-config-');
     const files = { TLS_CA: pem('ca.crt'), TLS_CERT: pem('n1.crt'), TLS_KEY: pem('n1.key') };
-    afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
     it('reads the listen address, peers (dropping its own entry) and TLS files', () => {
       const c = loadConfig({
