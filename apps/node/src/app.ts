@@ -101,8 +101,7 @@ export function buildApp(config: Config, deps: AppDeps): FastifyInstance {
   app.get('/health', async (_req, reply) => {
     if (closing || store.closed) throw new UnavailableError('shutting down');
     if (store.failure !== undefined) throw new UnavailableError('the store failed to commit and refuses writes; restart the node');
-    const started = transport ? transport.status().started : true;
-    if (!started) throw new UnavailableError('replication transport not started');
+    if (transport && transport.state !== 'started') throw new UnavailableError('replication transport not started');
     return reply.send({ status: 'ok', node: store.name });
   });
 
@@ -114,7 +113,7 @@ export function buildApp(config: Config, deps: AppDeps): FastifyInstance {
     cursors: store.cursors(),
     tables: store.tables(),
     // A standalone node has nothing to start: its (absent) replication is as up as it gets.
-    replication: transport?.status() ?? { kind: 'none', started: true, peers: [] },
+    replication: transport?.status() ?? { kind: 'none', started: true, peers: [], counters: {}, gauges: {}, refused: {} },
   }));
 
   app.get('/metrics', async (_req, reply) => {
@@ -133,7 +132,7 @@ export function buildApp(config: Config, deps: AppDeps): FastifyInstance {
       });
     }
 
-    const peerCount = () => transport?.status().peers.length ?? 0;
+    const peerCount = () => transport?.peerNames().length ?? 0;
 
     /** Parses X-Replicate-Confirm before the write, so a bad header writes nothing. */
     const confirmWanted = (req: FastifyRequest): number => {

@@ -1,5 +1,5 @@
 import type { Store } from '@replica/storage';
-import type { ReplicationTransport } from '@replica/transport-api';
+import type { PeerStatus, ReplicationTransport } from '@replica/transport-api';
 
 const BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5];
 
@@ -16,6 +16,9 @@ class Histogram {
     this.count++;
   }
 }
+
+/** camelCase → snake_case, for metric names. */
+const snake = (s: string) => s.replace(/[A-Z]/g, (m) => `_${m.toLowerCase()}`);
 
 const esc = (v: string) => v.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n');
 
@@ -91,23 +94,25 @@ export class Metrics {
       for (const p of status.peers) out.push(`replica_peer_lag_seconds{peer="${esc(p.name)}"} ${p.lagMs / 1000}`);
       family('replica_peer_applied_through', 'gauge', 'Highest origin sequence the peer confirmed as applied, per origin.');
       for (const p of status.peers) {
-        for (const [origin, seq] of Object.entries(p.appliedThrough ?? {})) {
+        for (const [origin, seq] of Object.entries(p.appliedThrough)) {
           out.push(`replica_peer_applied_through{peer="${esc(p.name)}",origin="${esc(origin)}"} ${seq}`);
         }
       }
       family('replica_transport_rejected_total', 'counter', 'Refused peer connections, by reason.');
-      for (const [k, n] of Object.entries(status.counters ?? {})) {
-        if (k.startsWith('rejected_')) out.push(`replica_transport_rejected_total{reason="${esc(k.slice(9))}"} ${n}`);
-      }
-      const counters = new Set(status.peers.flatMap((p) => Object.keys(p.counters)));
-      for (const c of counters) {
-        // Gauges among the transport's per-peer figures are named as such, not as totals.
-        const snake = c.replace(/[A-Z]/g, (m) => `_${m.toLowerCase()}`);
-        const gauge = /^(inFlight|queued|consumer)/.test(c);
-        const name = gauge ? `replica_peer_${snake}` : `replica_peer_${snake}_total`;
-        family(name, gauge ? 'gauge' : 'counter', `Transport figure ${c} per peer.`);
-        for (const p of status.peers) out.push(`${name}{peer="${esc(p.name)}"} ${p.counters[c] ?? 0}`);
-      }
+      for (const [reason, n] of Object.entries(status.refused)) out.push(`replica_transport_rejected_total{reason="${esc(reason)}"} ${n}`);
+      // Every figure a transport reports, as the kind it declares: counters as _total.
+      const figures = (kind: 'counter' | 'gauge', prefix: string, rows: readonly { labels: string; values: Readonly<Record<string, number>> }[]) => {
+        for (const key of new Set(rows.flatMap((r) => Object.keys(r.values)))) {
+          const name = `${prefix}_${snake(key)}${kind === 'counter' ? '_total' : ''}`;
+          family(name, kind, `Transport figure ${key}${prefix === 'replica_peer' ? ' per peer' : ''}.`);
+          for (const r of rows) if (key in r.values) out.push(`${name}${r.labels} ${r.values[key]}`);
+        }
+      };
+      const perPeer = (pick: (p: PeerStatus) => Readonly<Record<string, number>>) => status.peers.map((p) => ({ labels: `{peer="${esc(p.name)}"}`, values: pick(p) }));
+      figures('counter', 'replica_peer', perPeer((p) => p.counters));
+      figures('gauge', 'replica_peer', perPeer((p) => p.gauges));
+      figures('counter', 'replica_transport', [{ labels: '', values: status.counters }]);
+      figures('gauge', 'replica_transport', [{ labels: '', values: status.gauges }]);
     }
 
     const mem = process.memoryUsage();

@@ -158,8 +158,8 @@ describe.each(TRANSPORTS)('faults on %s', (transport) => {
     const windowProbe = setInterval(() => {
       void status(c.nodes[0]?.url as string)
         .then((s) => {
-          const p = s.replication.peers.find((x) => x.name === 'n3') as { counters?: Record<string, number> } | undefined;
-          peakWindow = Math.max(peakWindow, (p?.counters?.['inFlightBytes'] ?? 0) + (p?.counters?.['queuedBytes'] ?? 0));
+          const p = s.replication.peers.find((x) => x.name === 'n3') as { gauges: Record<string, number> } | undefined;
+          peakWindow = Math.max(peakWindow, (p?.gauges['inFlightBytes'] ?? 0) + (p?.gauges['queuedBytes'] ?? 0));
         })
         .catch(() => {});
     }, 100);

@@ -1,7 +1,7 @@
 import { Packr } from 'msgpackr';
 import { MalformedFrameError } from './errors.js';
 import { isNodeName, isRecordId, isTableName } from './names.js';
-import type { LogEntry, RecordValue, SnapshotRecord, Version } from './types.js';
+import type { Cursors, LogEntry, RecordValue, SnapshotRecord, Version } from './types.js';
 
 /**
  * The batch codec both transports use: a msgpack array `[CODEC_VERSION, ...entries]`,
@@ -197,4 +197,29 @@ export function decodeSnapshot(payload: Uint8Array): SnapshotRecord[] {
     if (!isRecordValueOf(value, id)) throw new MalformedFrameError(`snapshot record ${i}: bad value`);
     return { table, id, version, value };
   });
+}
+
+/**
+ * Checks that `v` is a cursor map (node name → non-negative safe integer) and returns it
+ * as {@link Cursors}; anything else is a {@link MalformedFrameError}. Every cursor map a
+ * peer sends goes through here before it reaches a store.
+ */
+export function toCursors(v: unknown): Cursors {
+  if (v === null || typeof v !== 'object' || Array.isArray(v)) throw new MalformedFrameError('cursors are not a map');
+  const out: Record<string, number> = {};
+  for (const [k, n] of Object.entries(v)) {
+    if (!isNodeName(k) || !isSeq(n)) throw new MalformedFrameError(`bad cursor ${k.length > 64 ? `${k.slice(0, 64)}…` : k}`);
+    out[k] = n;
+  }
+  return out;
+}
+
+/** Encodes a cursor map (msgpack). */
+export function encodeCursors(cursors: Cursors): Buffer {
+  return packr.pack(cursors);
+}
+
+/** Decodes and validates a cursor map; anything off is a {@link MalformedFrameError}. */
+export function decodeCursors(payload: Uint8Array): Cursors {
+  return toCursors(unpackFrame(payload, 'cursors'));
 }

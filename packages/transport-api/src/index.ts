@@ -1,5 +1,10 @@
 export * from './types.js';
 export * from './errors.js';
 export * from './names.js';
-export { CODEC_VERSION, decodeBatch, decodeSnapshot, encodeBatch, encodeSnapshot } from './codec.js';
+export { CODEC_VERSION, decodeBatch, decodeCursors, decodeSnapshot, encodeBatch, encodeCursors, encodeSnapshot, toCursors } from './codec.js';
 export { ConfirmationWaiters } from './waiters.js';
+export { Lifecycle, TransportState } from './lifecycle.js';
+export { Wakeup } from './wakeup.js';
+export { Backoff, backoffDelay } from './backoff.js';
+export { SnapshotMerge, sendSnapshot, type SnapshotSent, type SnapshotSink } from './snapshot-stream.js';
+export { TlsFailure, classifyTlsError, isCertificateFailure, type TlsFailureInfo } from './tls-failure.js';

@@ -1,3 +1,5 @@
+import type { TransportState } from './lifecycle.js';
+
 /**
  * A hybrid-logical-clock version: wall-clock milliseconds, a logical counter that
  * orders events within one millisecond (and absorbs clock skew), and the node that
@@ -83,6 +85,11 @@ export interface LocalNode {
   lastSeq(): number;
   /** Up to `limit` log entries with `seq >= fromSeq`, in log order. */
   readLog(fromSeq: number, limit: number): LogEntry[];
+  /**
+   * The seq of the entry of `origin` numbered `originSeq` in this node's log, or
+   * undefined when the log does not hold it (never had it, or retention pruned it).
+   */
+  seqOf(origin: string, originSeq: number): number | undefined;
   /** The position to stream from so that a receiver with `cursors` misses nothing. */
   logStart(cursors: Cursors): LogStart;
   /** This node's per-origin cursors (its own name maps to its own write count). */
@@ -112,30 +119,52 @@ export interface LocalNode {
   retainLog?(holder: string, fromSeq: number | undefined): void;
 }
 
-/** Replication state of one peer as seen from this node. */
+/**
+ * Replication state of one peer, always seen from THIS node's side: how much of what
+ * this node holds the peer has confirmed applying. Every field means the same on every
+ * transport (the compliance suite checks it), so a dashboard reads one node's status
+ * and knows how far behind each peer is.
+ */
 export interface PeerStatus {
   readonly name: string;
+  /** This node can exchange entries with the peer now: a live connection to it, or a broker connection and a running consumer of its entries. */
   readonly connected: boolean;
-  /** Highest local log seq this peer confirmed as applied. */
+  /**
+   * The highest seq of THIS node's log through which the peer confirmed applying every
+   * entry it takes from this node. Entries it takes elsewhere (another origin's stream,
+   * another relay) count as confirmed once every entry before them is. 0 before any
+   * confirmation; never above {@link LocalNode.lastSeq}.
+   */
   readonly ackedSeq: number;
-  /** Local log entries not yet confirmed by this peer. */
+  /** Entries of this node's log after `ackedSeq`: `lastSeq() - ackedSeq`, 0 when caught up. */
   readonly lagEntries: number;
-  /** Age of the oldest unconfirmed entry, or 0 when the peer is caught up. */
+  /** Age in ms of the oldest entry of this node's log after `ackedSeq` (by its version's wall time); 0 when `lagEntries` is 0. */
   readonly lagMs: number;
-  /** Transport-specific counters (bytes, frames, reconnects, redeliveries, …). */
+  /**
+   * Per origin, the highest originSeq the peer confirmed applying, as this node learned
+   * it (the peer's acknowledgements or announcements). An origin the peer never
+   * confirmed to this node is absent; this node's own name is always present once the
+   * peer confirmed any of its writes.
+   */
+  readonly appliedThrough: Readonly<Record<string, number>>;
+  /** Totals that only grow while the transport runs (bytes, frames, reconnects, …): Prometheus counters. */
   readonly counters: Readonly<Record<string, number>>;
-  /** Transport-specific descriptive fields (certificate name, consumer name, …). */
+  /** Current values that go up and down (bytes in flight, queued messages, …): Prometheus gauges. */
+  readonly gauges: Readonly<Record<string, number>>;
+  /** Descriptive fields (certificate name, stream, consumer, address, …). */
   readonly info?: Readonly<Record<string, string>>;
-  /** Per origin, the highest originSeq this peer confirmed as applied, where the transport knows it. */
-  readonly appliedThrough?: Readonly<Record<string, number>>;
 }
 
 export interface TransportStatus {
   readonly kind: string;
   readonly started: boolean;
   readonly peers: readonly PeerStatus[];
-  /** Transport-wide counters (refused connections by reason, …). */
-  readonly counters?: Readonly<Record<string, number>>;
+  /** Transport-wide totals that only grow (publish errors, broker reconnects, …). */
+  readonly counters: Readonly<Record<string, number>>;
+  /** Transport-wide current values. */
+  readonly gauges: Readonly<Record<string, number>>;
+  /** Peer connections refused, by reason (a {@link TlsFailure} or a transport's own reason): totals that only grow. */
+  readonly refused: Readonly<Record<string, number>>;
 }
 
 /** The logging a transport needs; pino and fastify's logger fit it. */
@@ -169,6 +198,11 @@ export interface ReplicationTransport {
   start(node: LocalNode, opts?: StartOptions): Promise<void>;
   /** Stops replicating and releases every resource. Idempotent. */
   stop(): Promise<void>;
+  /** new, started or stopped; cheap to read (for health checks). */
+  readonly state: TransportState;
+  /** The peers this node replicates with (configured or discovered); cheap to read. */
+  peerNames(): readonly string[];
+  /** The full replication state; reads the store, so not for every request. */
   status(): TransportStatus;
   /**
    * Resolves once the transport has taken over local entry `seq` (a broker's

@@ -1,11 +1,16 @@
 import {
   ConfirmationWaiters,
+  Lifecycle,
+  SnapshotMerge,
   TransportStateError,
+  Wakeup,
+  sendSnapshot,
   type LocalNode,
   type LogEntry,
   type PeerStatus,
   type ReplicationTransport,
   type StartOptions,
+  type TransportState,
   type TransportStatus,
 } from '@replica/transport-api';
 
@@ -31,14 +36,17 @@ export function memoryTransport(init: MemoryTransportInit): ReplicationTransport
   return new MemoryTransport(init);
 }
 
-type State = 'new' | 'started' | 'stopped';
+/** Records per batch of a merge resync. */
+const SNAPSHOT_BATCH = 512;
 
 /** One outgoing link: streams this node's log to one peer. */
 class Link {
   ackedSeq = 0;
   batches = 0;
   entries = 0;
-  #wake: (() => void) | undefined;
+  /** The peer's cursors as its last applied batch left them. */
+  appliedThrough: Readonly<Record<string, number>> = {};
+  readonly #wakeup = new Wakeup();
   stopped = false;
   readonly done: Promise<void>;
 
@@ -51,7 +59,7 @@ class Link {
   }
 
   poke(): void {
-    this.#wake?.();
+    this.#wakeup.wake();
   }
 
   stop(): void {
@@ -71,11 +79,7 @@ class Link {
     while (!this.stopped) {
       const batch = local.readLog(pos, this.batchSize);
       if (batch.length === 0) {
-        await new Promise<void>((resolve) => {
-          this.#wake = resolve;
-          if (local.lastSeq() >= pos || this.stopped) resolve();
-        });
-        this.#wake = undefined;
+        await this.#wakeup.wait();
         continue;
       }
       const last = (batch.at(-1) as LogEntry).seq;
@@ -87,6 +91,7 @@ class Link {
       const result = payload.length > 0 ? await this.to.node.applyRemote(payload) : undefined;
       this.batches++;
       this.entries += payload.length;
+      if (result) this.appliedThrough = result.cursors;
       if (result && result.deferred > 0) {
         pos = await this.#startPosition();
         continue;
@@ -105,9 +110,7 @@ class Link {
     const start = local.logStart(peerCursors);
     if (start.kind === 'stream') return start.fromSeq;
     // The peer needs entries this log no longer holds: merge a snapshot instead.
-    const snap = local.snapshot(512);
-    for (const batch of snap.batches) await peer.mergeSnapshot(batch);
-    await peer.adoptCursors(snap.cursors);
+    await sendSnapshot(local, SNAPSHOT_BATCH, new SnapshotMerge(peer));
     const after = local.logStart(peer.cursors());
     return after.kind === 'stream' ? after.fromSeq : local.lastSeq() + 1;
   }
@@ -116,14 +119,12 @@ class Link {
 class MemoryTransport implements ReplicationTransport {
   readonly kind = 'memory';
   node: LocalNode | undefined;
-  #state: State = 'new';
+  readonly #lifecycle = new Lifecycle(this.kind);
   readonly #network: MemoryNetwork;
   readonly #batchSize: number;
   readonly #links = new Map<string, Link>();
   readonly #waiters = new ConfirmationWaiters();
   #unsubscribe: (() => void) | undefined;
-  #onAbort: (() => void) | undefined;
-  #signal: AbortSignal | undefined;
 
   constructor(init: MemoryTransportInit) {
     this.#network = init.network;
@@ -134,13 +135,16 @@ class MemoryTransport implements ReplicationTransport {
     return this.node?.name ?? '';
   }
 
+  get state(): TransportState {
+    return this.#lifecycle.state;
+  }
+
   async start(node: LocalNode, opts: StartOptions = {}): Promise<void> {
-    if (this.#state !== 'new') throw new TransportStateError(this.kind, this.#state, `cannot start a transport that is ${this.#state}`);
-    if (this.#network.members.has(node.name)) {
-      throw new TransportStateError(this.kind, this.#state, `node ${node.name} is already on this network`);
+    if (this.#lifecycle.state === 'new' && this.#network.members.has(node.name)) {
+      throw new TransportStateError(this.kind, 'new', `node ${node.name} is already on this network`);
     }
+    this.#lifecycle.begin();
     this.node = node;
-    this.#state = 'started';
     this.#network.members.set(node.name, this);
     this.#unsubscribe = node.onCommit(() => {
       for (const link of this.#links.values()) link.poke();
@@ -150,11 +154,7 @@ class MemoryTransport implements ReplicationTransport {
       this.connect(peer);
       peer.connect(this);
     }
-    if (opts.signal) {
-      this.#signal = opts.signal;
-      this.#onAbort = () => void this.stop();
-      opts.signal.addEventListener('abort', this.#onAbort, { once: true });
-    }
+    this.#lifecycle.stopOn(opts.signal, () => this.stop());
   }
 
   /** @internal */
@@ -162,7 +162,10 @@ class MemoryTransport implements ReplicationTransport {
     const old = this.#links.get(peer.name);
     if (old && !old.stopped) return;
     const link = new Link(this, peer, this.#batchSize);
-    if (old) link.ackedSeq = old.ackedSeq;
+    if (old) {
+      link.ackedSeq = old.ackedSeq;
+      link.appliedThrough = old.appliedThrough;
+    }
     this.#links.set(peer.name, link);
   }
 
@@ -179,12 +182,7 @@ class MemoryTransport implements ReplicationTransport {
   }
 
   async stop(): Promise<void> {
-    if (this.#state !== 'started') {
-      if (this.#state === 'new') this.#state = 'stopped';
-      return;
-    }
-    this.#state = 'stopped';
-    this.#signal?.removeEventListener('abort', this.#onAbort as () => void);
+    if (!this.#lifecycle.end()) return;
     this.#unsubscribe?.();
     this.#network.members.delete(this.name);
     const done: Promise<void>[] = [];
@@ -194,25 +192,32 @@ class MemoryTransport implements ReplicationTransport {
     await Promise.all(done);
   }
 
+  peerNames(): readonly string[] {
+    return [...this.#links.keys()];
+  }
+
   status(): TransportStatus {
-    const node = this.#state === 'started' ? this.node : undefined; // a stopped node's store may be closed
+    const started = this.#lifecycle.started;
+    const node = started ? this.node : undefined; // a stopped node's store may be closed
     const last = node?.lastSeq() ?? 0;
     const peers: PeerStatus[] = [...this.#links.values()].map((l) => {
-      const oldest = node?.readLog(l.ackedSeq + 1, 1)[0];
+      const oldest = node && l.ackedSeq < last ? node.readLog(l.ackedSeq + 1, 1)[0] : undefined;
       return {
         name: l.to.name,
-        connected: this.#state === 'started' && !l.stopped,
+        connected: started && !l.stopped,
         ackedSeq: l.ackedSeq,
         lagEntries: Math.max(0, last - l.ackedSeq),
         lagMs: oldest ? Math.max(0, Date.now() - oldest.version[0]) : 0,
+        appliedThrough: l.appliedThrough,
         counters: { batchesSent: l.batches, entriesSent: l.entries },
+        gauges: {},
       };
     });
-    return { kind: this.kind, started: this.#state === 'started', peers };
+    return { kind: this.kind, started, peers, counters: {}, gauges: {}, refused: {} };
   }
 
   waitForReplicas(seq: number, count: number, timeoutMs: number): Promise<number> {
     const confirmed = () => [...this.#links.values()].filter((l) => l.ackedSeq >= seq).length;
-    return this.#waiters.wait(confirmed, count, timeoutMs, () => this.#state === 'started');
+    return this.#waiters.wait(confirmed, count, timeoutMs, () => this.#lifecycle.started);
   }
 }

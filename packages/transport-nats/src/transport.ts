@@ -22,9 +22,12 @@ import {
   MalformedFrameError,
   TransportStateError,
   decodeBatch,
+  decodeCursors,
   decodeSnapshot,
   encodeBatch,
+  encodeCursors,
   encodeSnapshot,
+  type Cursors,
   silentLogger,
   type LocalNode,
   type LogEntry,
@@ -181,8 +184,8 @@ class Nats implements NatsTransport {
   #signal: AbortSignal | undefined;
   #onAbort: (() => void) | undefined;
   readonly #origins = new Map<string, Origin>();
-  /** Per peer, the highest originSeq of this node's own writes it announced as applied. */
-  readonly #confirmed = new Map<string, number>();
+  /** Per peer, the cursors it last announced: how far it applied each origin. */
+  readonly #peerCursors = new Map<string, Cursors>();
   /** Local seq → writers waiting for its PubAck (per-write). */
   readonly #shipWaiters = new Map<number, Waiter[]>();
   readonly #confirmWaiters = new ConfirmationWaiters();
@@ -279,17 +282,16 @@ class Nats implements NatsTransport {
       callback: (_err, msg) => {
         const from = msg.subject.slice(msg.subject.lastIndexOf('.') + 1);
         if (from === node.name) return;
+        let cursors: Cursors;
         try {
-          const cursors = JSON.parse(new TextDecoder().decode(msg.data)) as Record<string, number>;
-          const mine = cursors[node.name];
-          if (typeof mine === 'number' && mine > (this.#confirmed.get(from) ?? 0)) {
-            this.#confirmed.set(from, mine);
-            this.#confirmWaiters.notify();
-          }
-          if (!this.#origins.has(from)) void this.#discover().catch(() => {});
-        } catch {
-          // a malformed announcement is ignored; it only feeds confirmations
+          cursors = decodeCursors(msg.data);
+        } catch (err) {
+          this.log.warn({ from, err: (err as Error).message }, 'nats: ignoring a malformed applied-cursors announcement');
+          return;
         }
+        this.#peerCursors.set(from, cursors);
+        this.#confirmWaiters.notify();
+        if (!this.#origins.has(from)) void this.#discover().catch((err: Error) => this.log.warn({ err: err.message }, 'nats: discovery failed'));
       },
     });
     this.#loops.push(sub.closed.then(() => {}));
@@ -299,6 +301,7 @@ class Nats implements NatsTransport {
     });
     this.#loops.push(snapSub.closed.then(() => {}));
     this.#loops.push(this.#publishLoop());
+    this.#appliedDirty = true; // peers learn this node's cursors at once, not at its next apply
     await this.#whileStarting('listing streams', () => this.#discover());
     this.#timers.push(setInterval(() => void this.#discover().catch((err: Error) => this.log.warn({ err: err.message }, 'nats: discovery failed')), this.#cfg.discoverIntervalMs));
     this.#timers.push(setInterval(() => this.#announceApplied(), 100));
@@ -339,29 +342,51 @@ class Nats implements NatsTransport {
 
   status(): TransportStatus {
     const node = this.#state === 'started' ? this.#node : undefined;
-    const mine = node ? (node.cursors()[node.name] ?? 0) : 0;
     const connected = this.#state === 'started' && this.#brokerUp && this.#nc !== undefined && !this.#nc.isClosed();
-    const peers: PeerStatus[] = [...this.#origins.values()].map((o) => ({
-      name: o.name,
-      connected: connected && o.running,
-      // In the nats transport these count this node's own writes (origin sequence).
-      ackedSeq: this.#confirmed.get(o.name) ?? 0,
-      lagEntries: Math.max(0, mine - (this.#confirmed.get(o.name) ?? 0)),
-      lagMs: o.pending + o.ackPending > 0 && o.lastAppliedVersionMs > 0 ? Math.max(0, Date.now() - o.lastAppliedVersionMs) : 0,
-      counters: {
-        consumerPending: o.pending,
-        consumerAckPending: o.ackPending,
-        redeliveries: o.redelivered,
-        messagesFetched: o.fetched,
-        entriesApplied: o.applied,
-        entriesDeferred: o.deferred,
-        resyncs: o.resyncs,
-        repositions: o.repositions,
-      },
-      info: { stream: o.stream, consumer: node?.name ?? '' },
-      appliedThrough: { [o.name]: node?.cursors()[o.name] ?? 0 },
-    }));
-    return { kind: this.kind, started: this.#state === 'started', peers, counters: { ...this.#counters, shippedSeq: this.#shippedSeq } };
+    const last = node?.lastSeq() ?? 0;
+    const peers: PeerStatus[] = [...this.#origins.values()].map((o) => {
+      const ackedSeq = node ? this.#ackedSeqOf(node, o.name) : 0;
+      const oldest = node && ackedSeq < last ? node.readLog(ackedSeq + 1, 1)[0] : undefined;
+      return {
+        name: o.name,
+        connected: connected && o.running,
+        ackedSeq,
+        lagEntries: Math.max(0, last - ackedSeq),
+        lagMs: oldest ? Math.max(0, Date.now() - oldest.version[0]) : 0,
+        appliedThrough: this.#peerCursors.get(o.name) ?? {},
+        counters: {
+          redeliveries: o.redelivered,
+          messagesFetched: o.fetched,
+          entriesApplied: o.applied,
+          entriesDeferred: o.deferred,
+          resyncs: o.resyncs,
+          repositions: o.repositions,
+        },
+        gauges: { consumerPending: o.pending, consumerAckPending: o.ackPending },
+        info: { stream: o.stream, consumer: node?.name ?? '' },
+      };
+    });
+    return { kind: this.kind, started: this.#state === 'started', peers, counters: { ...this.#counters }, gauges: { shippedSeq: this.#shippedSeq }, refused: {} };
+  }
+
+  get state(): State {
+    return this.#state;
+  }
+
+  peerNames(): readonly string[] {
+    return [...this.#origins.keys()];
+  }
+
+  /**
+   * A peer takes only this node's own writes from this node's stream: it confirmed
+   * this log up to just before the first own entry it has not applied (all of it when
+   * it applied every own write).
+   */
+  #ackedSeqOf(node: LocalNode, peer: string): number {
+    const confirmed = this.#peerCursors.get(peer)?.[node.name] ?? 0;
+    if (confirmed >= (node.cursors()[node.name] ?? 0)) return node.lastSeq();
+    const next = node.seqOf(node.name, confirmed + 1);
+    return next === undefined ? 0 : next - 1;
   }
 
   /** per-write: resolves when the broker stored local entry `seq`; batched: at once. */
@@ -378,7 +403,11 @@ class Nats implements NatsTransport {
   waitForReplicas(seq: number, count: number, timeoutMs: number): Promise<number> {
     const node = this.#node;
     const originSeq = node?.readLog(seq, 1)[0]?.originSeq ?? Number.POSITIVE_INFINITY;
-    const confirmed = () => [...this.#confirmed.values()].filter((c) => c >= originSeq).length;
+    const confirmed = () => {
+      let n = 0;
+      for (const cursors of this.#peerCursors.values()) if ((cursors[node?.name ?? ''] ?? 0) >= originSeq) n++;
+      return n;
+    };
     return this.#confirmWaiters.wait(confirmed, count, timeoutMs, () => this.#state === 'started');
   }
 
@@ -1030,7 +1059,7 @@ class Nats implements NatsTransport {
   async #requestSnapshot(source: string, node: LocalNode): Promise<void> {
     const nc = this.#nc as NatsConnection;
     const inbox = createInbox();
-    let cursors: Record<string, number> = {};
+    let cursors: Cursors = {};
     // The source paces its messages by our answers: silence means it is gone (or never
     // answered), whatever the size of the transfer.
     let timer: NodeJS.Timeout | undefined;
@@ -1045,7 +1074,7 @@ class Nats implements NatsTransport {
       for await (const m of sub) {
         clearTimeout(timer);
         const type = m.data[0];
-        if (type === 1) cursors = JSON.parse(new TextDecoder().decode(m.data.subarray(1))) as Record<string, number>;
+        if (type === 1) cursors = decodeCursors(m.data.subarray(1));
         else if (type === 2) await node.mergeSnapshot(decodeSnapshot(m.data.subarray(1)));
         else if (type === 3) {
           await node.adoptCursors(cursors);
@@ -1095,7 +1124,7 @@ class Nats implements NatsTransport {
       return nc.request(to, data, { timeout: 30_000 });
     };
     this.log.warn({ to }, 'nats: serving a merge resync snapshot');
-    await send(1, new TextEncoder().encode(JSON.stringify(snap.cursors)));
+    await send(1, encodeCursors(snap.cursors));
     for (const batch of snap.batches) {
       if (this.#state !== 'started') return;
       await send(2, encodeSnapshot(batch));
@@ -1108,6 +1137,6 @@ class Nats implements NatsTransport {
     if (!this.#appliedDirty || this.#state !== 'started' || !this.#nc || this.#nc.isClosed()) return;
     this.#appliedDirty = false;
     const node = this.#node as LocalNode;
-    this.#nc.publish(`${this.#cfg.subjectPrefix}._applied.${node.name}`, new TextEncoder().encode(JSON.stringify(node.cursors())));
+    this.#nc.publish(`${this.#cfg.subjectPrefix}._applied.${node.name}`, encodeCursors(node.cursors()));
   }
 }

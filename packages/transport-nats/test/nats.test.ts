@@ -87,7 +87,7 @@ describe('nats transport', () => {
     await converged(c.nodes, 15_000);
     await c.stopNode(1);
     for (let i = 0; i < 10; i++) await c.nodes[0]?.put('t', { id: `away-${i}` });
-    await eventually(() => (c!.nodes[0]?.transport.status().counters?.['shippedSeq'] ?? 0) >= 11, 10_000, () => JSON.stringify(c!.nodes[0]?.transport.status().counters));
+    await eventually(() => (c!.nodes[0]?.transport.status().gauges['shippedSeq'] ?? 0) >= 11, 10_000, () => JSON.stringify(c!.nodes[0]?.transport.status().gauges));
     // Stream seq 6 holds n0's 6th write: n1 will find entries 1–5 and 7–11 only.
     await deleteStreamMessage(c.servers[0]?.url as string, 'REPLICA_n0', 6);
     await c.startNode(1);
@@ -121,7 +121,7 @@ describe('nats transport', () => {
     await converged(c.nodes, 15_000);
     await c.stopNode(1);
     for (let i = 0; i < 20; i++) await c.nodes[0]?.put('t', { id: `away-${i}` });
-    await eventually(() => (c!.nodes[0]?.transport.status().counters?.['shippedSeq'] ?? 0) >= 21, 10_000, () => JSON.stringify(c!.nodes[0]?.transport.status().counters));
+    await eventually(() => (c!.nodes[0]?.transport.status().gauges['shippedSeq'] ?? 0) >= 21, 10_000, () => JSON.stringify(c!.nodes[0]?.transport.status().gauges));
     expect(await c.nodes[0]?.store.prune()).toBe(20); // shipped, so the outbox lets them go
     await c.stopNode(0);
     await new Promise((r) => setTimeout(r, 2500)); // the stream expires every message

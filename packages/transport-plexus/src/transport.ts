@@ -112,10 +112,7 @@ type Counters = Record<
   | 'disconnects'
   | 'malformedFrames'
   | 'resyncsSent'
-  | 'resyncsReceived'
-  | 'inFlightBytes'
-  | 'inFlightBytesPeak'
-  | 'queuedBytes',
+  | 'resyncsReceived',
   number
 >;
 
@@ -176,10 +173,9 @@ class Link {
     malformedFrames: 0,
     resyncsSent: 0,
     resyncsReceived: 0,
-    inFlightBytes: 0,
-    inFlightBytesPeak: 0,
-    queuedBytes: 0,
   };
+  /** Highest inFlightBytes since start (a gauge: a high-water mark, not a total). */
+  inFlightBytesPeak = 0;
   #wake: (() => void) | undefined;
   #woken = false;
 
@@ -358,7 +354,6 @@ class Plexus implements PlexusTransport {
     const last = node?.lastSeq() ?? 0;
     const peers: PeerStatus[] = [...this.#links.values()].map((l) => {
       const oldest = node && l.ackedSeq < last ? node.readLog(l.ackedSeq + 1, 1)[0] : undefined;
-      l.counters.queuedBytes = l.socket?.writableLength ?? 0;
       return {
         name: l.name,
         connected: l.connected,
@@ -366,13 +361,20 @@ class Plexus implements PlexusTransport {
         lagEntries: Math.max(0, last - l.ackedSeq),
         lagMs: oldest ? Math.max(0, Date.now() - oldest.version[0]) : 0,
         counters: { ...l.counters },
+        gauges: { inFlightBytes: l.inflightBytes, inFlightBytesPeak: l.inFlightBytesPeak, queuedBytes: l.socket?.writableLength ?? 0 },
         info: { certificate: l.certName, address: `${l.peer.host}:${l.peer.port}`, role: l.dialer ? 'dials' : 'accepts' },
         appliedThrough: Object.fromEntries(l.appliedThrough),
       };
     });
-    const counters: Record<string, number> = {};
-    for (const [reason, n] of Object.entries(this.#rejected)) counters[`rejected_${reason}`] = n;
-    return { kind: this.kind, started: this.#state === 'started', peers, counters };
+    return { kind: this.kind, started: this.#state === 'started', peers, counters: {}, gauges: {}, refused: { ...this.#rejected } };
+  }
+
+  get state(): State {
+    return this.#state;
+  }
+
+  peerNames(): readonly string[] {
+    return [...this.#links.keys()];
   }
 
   waitForReplicas(seq: number, count: number, timeoutMs: number): Promise<number> {
@@ -508,7 +510,6 @@ class Plexus implements PlexusTransport {
     link.sub = undefined;
     link.inflight = [];
     link.inflightBytes = 0;
-    link.counters.inFlightBytes = 0;
     link.queue.length = 0;
     clearTimeout(link.handshakeTimer);
     link.wake();
@@ -648,7 +649,6 @@ class Plexus implements PlexusTransport {
     while (link.inflight.length > 0 && (link.inflight[0] as InFlight).bytes === 0) {
       seq = Math.max(seq, (link.inflight.shift() as InFlight).lastSeq);
     }
-    link.counters.inFlightBytes = link.inflightBytes;
     if (seq > link.ackedSeq) link.ackedSeq = seq;
     link.wake();
     this.#waiters.notify();
@@ -804,8 +804,7 @@ class Plexus implements PlexusTransport {
     const frame = encodeBatchFrame(lastSeq, batch);
     link.inflight.push({ lastSeq, bytes: frame.length, origins });
     link.inflightBytes += frame.length;
-    link.counters.inFlightBytes = link.inflightBytes;
-    if (link.inflightBytes > link.counters.inFlightBytesPeak) link.counters.inFlightBytesPeak = link.inflightBytes;
+    if (link.inflightBytes > link.inFlightBytesPeak) link.inFlightBytesPeak = link.inflightBytes;
     link.counters.entriesSent += entries.length;
     link.counters.batchesSent++;
     this.#send(link, socket, frame);

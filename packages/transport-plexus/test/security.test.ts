@@ -22,7 +22,7 @@ describe('plexus mutual TLS', () => {
   let c: PlexusCluster;
   afterEach(() => c?.teardown());
 
-  const rejected = (reason: string) => c.nodes[1]?.transport.status().counters?.[`rejected_${reason}`] ?? 0;
+  const rejected = (reason: string) => c.nodes[1]?.transport.status().refused[reason] ?? 0;
   const target = () => ({ host: '127.0.0.1', port: c.peers[1]?.port as number });
   async function stillReplicates() {
     await c.nodes[0]?.put('t', { id: `after-${Date.now()}-${Math.random()}` });
@@ -36,7 +36,7 @@ describe('plexus mutual TLS', () => {
     const forged = await createNodeCertificate(otherCa, { name: 'n0' });
     const r = await rogue({ ...target(), ca: c.certs.ca.cert, ...forged });
     expect(r.gotData).toBe(false);
-    await eventually(() => rejected('untrustedCertificate') === 1, 5000, () => JSON.stringify(c.nodes[1]?.transport.status().counters));
+    await eventually(() => rejected('untrustedCertificate') === 1, 5000, () => JSON.stringify(c.nodes[1]?.transport.status().refused));
     expect(c.loggers[1]?.lines.some((l) => l.level === 'warn' && /refused peer/.test(l.msg))).toBe(true);
     await stillReplicates();
   });
@@ -46,7 +46,7 @@ describe('plexus mutual TLS', () => {
     const mallory = await createNodeCertificate(c.certs.ca, { name: 'mallory' });
     const r = await rogue({ ...target(), ca: c.certs.ca.cert, ...mallory });
     expect(r.gotData).toBe(false);
-    await eventually(() => rejected('unknownName') === 1, 5000, () => JSON.stringify(c.nodes[1]?.transport.status().counters));
+    await eventually(() => rejected('unknownName') === 1, 5000, () => JSON.stringify(c.nodes[1]?.transport.status().refused));
     const line = c.loggers[1]?.lines.find((l) => /refused peer/.test(l.msg));
     expect(line?.obj).toMatchObject({ peer: 'mallory', reason: 'unknownName' });
     await stillReplicates();
@@ -58,7 +58,7 @@ describe('plexus mutual TLS', () => {
     const expired = await createNodeCertificate(c.certs.ca, { name: 'n0', notBefore: new Date(Date.now() - 30 * day), notAfter: new Date(Date.now() - day) });
     const r = await rogue({ ...target(), ca: c.certs.ca.cert, ...expired });
     expect(r.gotData).toBe(false);
-    await eventually(() => rejected('expired') === 1, 5000, () => JSON.stringify(c.nodes[1]?.transport.status().counters));
+    await eventually(() => rejected('expired') === 1, 5000, () => JSON.stringify(c.nodes[1]?.transport.status().refused));
     await stillReplicates();
   });
 
@@ -66,7 +66,7 @@ describe('plexus mutual TLS', () => {
     c = await plexusCluster(2);
     const r = await rogue({ ...target(), ca: c.certs.ca.cert });
     expect(r.gotData).toBe(false);
-    await eventually(() => rejected('noCertificate') === 1, 5000, () => JSON.stringify(c.nodes[1]?.transport.status().counters));
+    await eventually(() => rejected('noCertificate') === 1, 5000, () => JSON.stringify(c.nodes[1]?.transport.status().refused));
     await stillReplicates();
   });
 
@@ -77,7 +77,7 @@ describe('plexus mutual TLS', () => {
       s.on('error', () => {});
       s.on('close', () => resolve());
     });
-    await eventually(() => rejected('notTls') === 1, 5000, () => JSON.stringify(c.nodes[1]?.transport.status().counters));
+    await eventually(() => rejected('notTls') === 1, 5000, () => JSON.stringify(c.nodes[1]?.transport.status().refused));
     await stillReplicates();
   });
 
@@ -108,7 +108,7 @@ describe('plexus mutual TLS', () => {
       await new Promise((r) => setTimeout(r, 500));
       expect(store.get('t', 'secret')).toBeUndefined();
       expect(c.nodes[0]?.transport.status().peers.find((p) => p.name === 'n1')?.connected).toBe(false);
-      expect(c.nodes[0]?.transport.status().counters?.['rejected_wrongName']).toBeGreaterThan(0);
+      expect(c.nodes[0]?.transport.status().refused['wrongName']).toBeGreaterThan(0);
     } finally {
       await impostor.stop();
       await store.close();

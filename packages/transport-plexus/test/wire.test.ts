@@ -41,7 +41,7 @@ describe('plexus wire behaviour', () => {
     const st = peerStatus(c, 1, 'n0');
     expect(st?.connected).toBe(true);
     // ~8 MB were written; what the sender holds for the stalled peer stays within its window.
-    expect(st?.counters['inFlightBytesPeak']).toBeLessThanOrEqual(maxInFlightBytes + batchMaxBytes + 1024);
+    expect(st?.gauges['inFlightBytesPeak']).toBeLessThanOrEqual(maxInFlightBytes + batchMaxBytes + 1024);
     expect(st?.counters['entriesSent']).toBeLessThan(total / 4);
     expect(st?.lagEntries).toBeGreaterThan(total / 2);
     fake.destroy();

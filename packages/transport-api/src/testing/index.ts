@@ -12,6 +12,10 @@ export interface SuiteNode {
   /** Per-table count and digest. */
   tables(): Record<string, { readonly count: number; readonly digest: string }>;
   cursors(): Cursors;
+  /** The newest seq of this node's log. */
+  lastSeq(): number;
+  /** The seq of an origin's entry in this node's log (undefined when not held). */
+  seqOf(origin: string, originSeq: number): number | undefined;
   readLog(fromSeq: number, limit: number): LogEntry[];
 }
 
@@ -29,6 +33,8 @@ export function suiteNode<S extends SuiteStore, T extends ReplicationTransport>(
     get: (table, id) => store.get(table, id),
     tables: () => store.tables(),
     cursors: () => store.cursors(),
+    lastSeq: () => store.lastSeq(),
+    seqOf: (origin, originSeq) => store.seqOf(origin, originSeq),
     readLog: (from, limit) => store.readLog(from, limit),
   };
 }
@@ -122,10 +128,18 @@ export async function eventually(check: () => boolean, timeoutMs: number, descri
 
 const digestsOf = (nodes: readonly SuiteNode[]) => nodes.map((n) => JSON.stringify(n.tables()));
 
-/** Waits until every node holds the same tables, counts and digests. */
+/**
+ * Whether a node's log reader has caught up with its committed data: LMDB makes a
+ * commit visible to readers (tables, cursors) a moment before the store's own
+ * bookkeeping (lastSeq, readLog) learns of it.
+ */
+const logSettled = (n: SuiteNode) =>
+  Object.entries(n.cursors()).every(([origin, c]) => c === 0 || (n.seqOf(origin, c) ?? 0) <= n.lastSeq());
+
+/** Waits until every node holds the same tables, counts and digests, and its log shows it. */
 export async function converged(nodes: readonly SuiteNode[], timeoutMs: number): Promise<void> {
   await eventually(
-    () => new Set(digestsOf(nodes)).size === 1,
+    () => new Set(digestsOf(nodes)).size === 1 && nodes.every(logSettled),
     timeoutMs,
     () => digestsOf(nodes).map((d, i) => `${nodes[i]?.name}: ${d}`).join('\n'),
   );
@@ -265,6 +279,7 @@ export function runTransportSuite(opts: TransportSuiteOptions): void {
       const { nodes } = await start(3);
       const [a] = nodes as [SuiteNode];
       expect(a.transport.status().started).toBe(true);
+      expect(a.transport.state).toBe('started');
       await Promise.all(Array.from({ length: 20 }, (_, i) => a.put('t', { id: `k${i}` })));
       await converged(nodes, timeout);
       await eventually(
@@ -277,7 +292,45 @@ export function runTransportSuite(opts: TransportSuiteOptions): void {
       );
       const names = a.transport.status().peers.map((p) => p.name).sort();
       expect(names).toEqual(nodes.slice(1).map((n) => n.name).sort());
+      expect([...a.transport.peerNames()].sort()).toEqual(names);
       for (const p of a.transport.status().peers) expect(p.ackedSeq).toBeGreaterThanOrEqual(20);
+    });
+
+    it('status() means the same on every transport: what each peer confirmed of this node, seen from this node', async () => {
+      const c = await start(3);
+      const [a, b, gone] = c.nodes as [SuiteNode, SuiteNode, SuiteNode];
+      // Every node writes, so each log holds other origins too.
+      await Promise.all(c.nodes.map((n) => Promise.all(Array.from({ length: 10 }, (_, i) => n.put('t', { id: `${n.name}-${i}` })))));
+      await converged(c.nodes, timeout);
+      const own = () => a.cursors()[a.name] ?? 0;
+      const peer = (name: string) => a.transport.status().peers.find((p) => p.name === name);
+      const caughtUp = (name: string) => {
+        const p = peer(name);
+        return p !== undefined && p.ackedSeq === a.lastSeq() && p.lagEntries === 0 && p.lagMs === 0 && p.appliedThrough[a.name] === own();
+      };
+      await eventually(() => caughtUp(b.name) && caughtUp(gone.name), timeout, () => JSON.stringify(a.transport.status()));
+
+      // A peer that is away confirms nothing more: its lag is this node's writes it lacks.
+      const ackedBefore = peer(gone.name)?.ackedSeq ?? 0;
+      await c.stopNode(2);
+      await Promise.all(Array.from({ length: 5 }, (_, i) => a.put('t', { id: `while-away-${i}` })));
+      await eventually(() => caughtUp(b.name), timeout, () => JSON.stringify(peer(b.name)));
+      // Lag age is measured from the entries' write time: let some time pass (one clock here).
+      await new Promise((r) => setTimeout(r, 40));
+      const away = peer(gone.name);
+      expect(away, 'a stopped peer stays listed').toBeDefined();
+      const last = a.lastSeq();
+      expect(away?.ackedSeq).toBe(ackedBefore);
+      expect(away?.ackedSeq).toBeLessThan(last);
+      expect(away?.lagEntries).toBe(last - (away?.ackedSeq ?? 0));
+      expect(away?.lagEntries).toBeGreaterThanOrEqual(5);
+      expect(away?.lagMs).toBeGreaterThanOrEqual(30);
+      expect(away?.appliedThrough[a.name]).toBe(own() - 5);
+      for (const p of a.transport.status().peers) {
+        for (const [k, v] of [...Object.entries(p.counters), ...Object.entries(p.gauges)]) {
+          expect(Number.isFinite(v), `${p.name} ${k} is a number`).toBe(true);
+        }
+      }
     });
 
     it.skipIf(!caps.confirm)('waitForReplicas confirms applied writes and reports a shortfall on timeout', async () => {
@@ -308,6 +361,7 @@ export function runTransportSuite(opts: TransportSuiteOptions): void {
         expect(n, `${kind} handles left after teardown`).toBeLessThanOrEqual(before.get(kind) ?? 0);
       }
       expect(transport.status().started).toBe(false);
+      expect(transport.state).toBe('stopped');
       await expect(transport.start({} as never)).rejects.toBeInstanceOf(TransportStateError);
     });
   });
