@@ -57,7 +57,7 @@ const variants = args.transports.split(',') as Variant[];
 for (const v of variants) if (!VARIANTS.includes(v) || v === 'none') fail(`--transports: unknown "${v}" (plexus, nats-per-write, nats-batched)`);
 if (!variants.includes('plexus')) fail('--transports must include plexus: every ratio is plexus against a nats mode');
 const [records] = positiveInts('records', args.records ?? (quick ? '16000' : '24000'), 1);
-const [warmup] = positiveInts('warmup', args.warmup ?? (quick ? '3000' : '3000'), 0);
+const [warmup] = positiveInts('warmup', args.warmup ?? '3000', 0);
 const [connections] = positiveInts('connections', args.connections, 1);
 const [rounds] = positiveInts('rounds', args.rounds, 1);
 const baseline = (args.baseline ?? (quick ? 'no' : 'yes')) === 'yes';
