@@ -8,6 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { runCluster, VARIANTS, type Run, type Variant } from './cluster-run.js';
 import { machineInfo } from './env-info.js';
+import { runTable } from './run-table.js';
 import type { IdMode } from './records.js';
 
 const { values: args } = parseArgs({
@@ -46,14 +47,7 @@ for (const ids of idModes) {
 
 const info = machineInfo();
 const result = { benchmark: 'replication', ...info, connections, records, warmupRecords: warmup, runs };
-const table = [
-  '| transport | mode | nodes | ids | accepted/s | replicated/s | POST p50/p99 ms | lag p50/p99 ms | entries/frame or message | CPU s / 1k writes: nodes + brokers | peak RSS MiB: nodes; brokers | errors | verified |',
-  '|---|---|---:|---|---:|---:|---|---|---:|---|---|---:|---|',
-  ...runs.map(
-    (r) =>
-      `| ${r.transport} | ${r.mode} | ${r.nodes} | ${r.ids} | ${r.acceptedPerSec} | ${r.replicatedPerSec} | ${r.postP50Ms} / ${r.postP99Ms} | ${r.lagP50Ms} / ${r.lagP99Ms} | ${r.entriesPerFrame} | ${r.cpuSecPer1kWrites.nodes} + ${r.cpuSecPer1kWrites.brokers} | ${r.peakRssMiB.nodes.join(', ')}${r.peakRssMiB.brokers.length ? `; ${r.peakRssMiB.brokers.join(', ')}` : ''} | ${r.errors} | ${r.verified ? 'yes' : 'NO'} |`,
-  ),
-].join('\n');
+const table = runTable(runs, { round: false });
 const header = `Replication — ${info['date']}, sha ${info['sha']}, ${info['cpu']} (${info['cores']} cores), Node ${info['node']}, ${connections} connections, ${records} records per run`;
 mkdirSync(args.out, { recursive: true });
 const stamp = String(info['date']).replace(/[:.]/g, '-');

@@ -5,6 +5,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { isRun, type Variant } from '../cluster-run.js';
 import type { MachineInfo } from '../env-info.js';
+import { formatCount, runTable } from '../run-table.js';
 import { barChartSvg } from '../svg.js';
 import { aggregate } from './aggregate.js';
 import type { CompareOptions } from './args.js';
@@ -30,7 +31,6 @@ export interface CompareReport {
   readonly stdout: string;
 }
 
-const fmt = (n: number) => Math.round(n).toLocaleString('en');
 const pct = (r: number | null) => (r === null ? '–' : `${r.toFixed(2)} (${r >= 1 ? '+' : ''}${Math.round((r - 1) * 100)} %)`);
 
 /**
@@ -40,15 +40,7 @@ const pct = (r: number | null) => (r === null ? '–' : `${r.toFixed(2)} (${r >=
 export function buildReport({ options: o, outcomes, info, minutes }: ReportInput): CompareReport {
   const { configs, versusModes, ratios, perWrite, batched, medianOf, ratioOf } = aggregate(o, outcomes);
 
-  const runTable = [
-    '| transport | mode | nodes | ids | round | accepted/s | **replicated/s** | POST p50 / p99 ms | lag p50 / p99 ms | entries per frame or message | CPU s per 1k writes: nodes + brokers (loadgen) | peak RSS MiB: nodes; brokers | errors | verified |',
-    '|---|---|---:|---|---:|---:|---:|---|---|---:|---|---|---:|---|',
-    ...outcomes.map((r) =>
-      isRun(r)
-        ? `| ${r.transport} | ${r.mode} | ${r.nodes} | ${r.ids} | ${r.round + 1} | ${fmt(r.acceptedPerSec)} | **${fmt(r.replicatedPerSec)}** | ${r.postP50Ms} / ${r.postP99Ms} | ${r.lagP50Ms} / ${r.lagP99Ms} | ${r.entriesPerFrame} | ${r.cpuSecPer1kWrites.nodes} + ${r.cpuSecPer1kWrites.brokers} (${r.cpuSecPer1kWrites.loadgen}) | ${r.peakRssMiB.nodes.join(', ')}${r.peakRssMiB.brokers.length ? `; ${r.peakRssMiB.brokers.join(', ')}` : ''} | ${r.errors} | ${r.verified ? 'yes' : '**NO**'} |`
-        : `| ${r.transport} | ${r.mode} | ${r.nodes} | ${r.ids} | ${r.round + 1} | – | – | – | – | – | – | – | ${r.errors} | **FAILED**: ${r.failure.replaceAll('|', '/').slice(0, 200)} |`,
-    ),
-  ].join('\n');
+  const everyRun = runTable(outcomes, { round: true });
 
   const ratioTable = [
     `| nodes | ids | plexus replicated/s | ${versusModes.map((m) => `nats ${m} replicated/s`).join(' | ')} | ${versusModes.map((m) => `plexus / ${m}`).join(' | ')} |`,
@@ -57,7 +49,7 @@ export function buildReport({ options: o, outcomes, info, minutes }: ReportInput
       const p = medianOf('plexus', c);
       const n = versusModes.map((m) => medianOf(`nats-${m}` as Variant, c));
       const rs = versusModes.map((m) => ratioOf(c, m));
-      return `| ${c.nodes} | ${c.ids} | ${p === undefined ? '–' : fmt(p)} | ${n.map((x) => (x === undefined ? '–' : fmt(x))).join(' | ')} | ${rs.map(pct).join(' | ')} |`;
+      return `| ${c.nodes} | ${c.ids} | ${p === undefined ? '–' : formatCount(p)} | ${n.map((x) => (x === undefined ? '–' : formatCount(x))).join(' | ')} | ${rs.map(pct).join(' | ')} |`;
     }),
   ].join('\n');
 
@@ -74,7 +66,7 @@ export function buildReport({ options: o, outcomes, info, minutes }: ReportInput
       .filter((c) => c.ids === ids)
       .map((c) => {
         const p = medianOf('plexus', c);
-        return `single-node ingest (${ids} ids) ${fmt(single.replicatedPerSec)}/s; plexus at ${c.nodes} nodes: ${p === undefined ? '–' : `${fmt(p)}/s = ${Math.round((p / single.replicatedPerSec) * 100)} %`}`;
+        return `single-node ingest (${ids} ids) ${formatCount(single.replicatedPerSec)}/s; plexus at ${c.nodes} nodes: ${p === undefined ? '–' : `${formatCount(p)}/s = ${Math.round((p / single.replicatedPerSec) * 100)} %`}`;
       });
   });
 
@@ -106,7 +98,7 @@ export function buildReport({ options: o, outcomes, info, minutes }: ReportInput
     '',
     '## Every run',
     '',
-    runTable,
+    everyRun,
     '',
     'replicated/s: records ÷ seconds from the first request until every node held every record with one digest. ' +
       'verified: every node ended with exactly the acknowledged records and the same digest, with 0 errors. ' +
@@ -154,7 +146,7 @@ export function buildReport({ options: o, outcomes, info, minutes }: ReportInput
     ...statsLines,
     ...baselineLines,
     '',
-    runTable,
+    everyRun,
     '',
     `report: ${mdPath} (chart ${name}.svg, data ${name}.json)`,
     JSON.stringify(summary),
