@@ -32,3 +32,8 @@ export function machineInfo(): MachineInfo {
     date: new Date().toISOString(),
   };
 }
+
+/** `<date>, sha <sha>, <cpu> (<cores> cores), Node <version>`: the machine in a report's header. */
+export function machineLine(info: MachineInfo): string {
+  return `${info.date}, sha ${info.sha}, ${info.cpu} (${info.cores} cores), Node ${info.node}`;
+}

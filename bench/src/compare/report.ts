@@ -1,10 +1,10 @@
 // What `pnpm compare` reports: the markdown report, the full JSON data, the SVG chart
 // (files named after the date, stamped with the git sha and the machine), and the
 // stdout text that ends with the one-line JSON summary.
-import { mkdirSync, writeFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { basename } from 'node:path';
 import { isRun, type Variant } from '../cluster-run.js';
-import type { MachineInfo } from '../env-info.js';
+import { machineLine, type MachineInfo } from '../env-info.js';
+import { resultsBase, writeResults } from '../results-files.js';
 import { formatCount, runTable } from '../run-table.js';
 import { barChartSvg } from '../svg.js';
 import { aggregate } from './aggregate.js';
@@ -70,9 +70,10 @@ export function buildReport({ options: o, outcomes, info, minutes }: ReportInput
       });
   });
 
-  const header = `Replica compare — ${info.date}, sha ${info.sha}, ${info.cpu} (${info.cores} cores), Node ${info.node}; ${o.connections} connections, ${o.records} records per run (+${o.warmup} warm-up), ${o.rounds} round(s); took ${minutes.toFixed(1)} min`;
-  const name = `compare-${info.date.replace(/[:.]/g, '-')}`;
-  const mdPath = join(o.out, `${name}.md`);
+  const header = `Replica compare — ${machineLine(info)}; ${o.connections} connections, ${o.records} records per run (+${o.warmup} warm-up), ${o.rounds} round(s); took ${minutes.toFixed(1)} min`;
+  const base = resultsBase(o.out, 'compare', info);
+  const name = basename(base);
+  const mdPath = `${base}.md`;
 
   const svg = barChartSvg({
     title: `Replicated writes/s, plexus vs nats (median of ${o.rounds} round${o.rounds === 1 ? '' : 's'})`,
@@ -153,13 +154,10 @@ export function buildReport({ options: o, outcomes, info, minutes }: ReportInput
     '',
   ].join('\n');
 
-  return { base: join(o.out, name), markdown, svg, json: `${JSON.stringify(full, null, 2)}\n`, stdout };
+  return { base, markdown, svg, json: `${JSON.stringify(full, null, 2)}\n`, stdout };
 }
 
 /** Writes the chart, the markdown report and the JSON data to `<base>.svg`, `.md` and `.json`, creating the directory. */
 export function writeReport(report: CompareReport): void {
-  mkdirSync(dirname(report.base), { recursive: true });
-  writeFileSync(`${report.base}.svg`, report.svg);
-  writeFileSync(`${report.base}.md`, report.markdown);
-  writeFileSync(`${report.base}.json`, report.json);
+  writeResults(report.base, { svg: report.svg, md: report.markdown, json: report.json });
 }
