@@ -1,10 +1,11 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createWriteStream, mkdirSync, mkdtempSync, rmSync, writeFileSync, type WriteStream } from 'node:fs';
+import { createWriteStream, mkdirSync, mkdtempSync, rmSync, type WriteStream } from 'node:fs';
 import { createRequire } from 'node:module';
 import { availableParallelism, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { freePort, startNatsCluster, type NatsServer } from '@replica/transport-nats';
-import { createCertificateAuthority, createNodeCertificate, type CertificateAuthority } from '@replica/transport-plexus/certs';
+import type { CertificateAuthority } from '@replica/transport-plexus/certs';
+import { clusterCertificates, type CertificateFiles } from './certificates.js';
 
 /** `node apps/node/dist/main.js`, found through the workspace dependency. */
 export const NODE_MAIN = join(dirname(createRequire(import.meta.url).resolve('@replica/node/package.json')), 'dist', 'main.js');
@@ -126,10 +127,7 @@ export async function startCluster(opts: ClusterOptions): Promise<Cluster> {
     ...opts.env,
   }));
   if (opts.transport === 'plexus') {
-    const certDir = join(dir, 'certs');
-    mkdirSync(certDir, { recursive: true });
-    const ca = opts.ca ?? (await createCertificateAuthority());
-    writeFileSync(join(certDir, 'ca.crt'), ca.cert);
+    const certs = await clusterCertificates(join(dir, 'certs'), host, opts.ca);
     for (const [i, name] of names.entries()) {
       const peerList: string[] = [];
       for (const [j, peer] of names.entries()) {
@@ -137,17 +135,14 @@ export async function startCluster(opts: ClusterOptions): Promise<Cluster> {
         const a = i === j || !opts.peerAddress ? own : await opts.peerAddress(name, peer, own);
         peerList.push(`${peer}@${a.host}:${a.port}`);
       }
-      const peers = peerList.join(',');
-      const c = await createNodeCertificate(ca, { name, hosts: ['localhost', host] });
-      writeFileSync(join(certDir, `${name}.crt`), c.cert);
-      writeFileSync(join(certDir, `${name}.key`), c.key, { mode: 0o600 });
+      const files = await certs.issue(name);
       Object.assign(envs[i] as Record<string, string>, {
-        PEERS: peers,
+        PEERS: peerList.join(','),
         REPLICATION_HOST: host,
         REPLICATION_PORT: String(replPorts[i]),
-        TLS_CA: join(certDir, 'ca.crt'),
-        TLS_CERT: join(certDir, `${name}.crt`),
-        TLS_KEY: join(certDir, `${name}.key`),
+        TLS_CA: certs.caFile,
+        TLS_CERT: files.cert,
+        TLS_KEY: files.key,
       });
     }
   }
@@ -296,27 +291,17 @@ export async function startCluster(opts: ClusterOptions): Promise<Cluster> {
  * certificate) into `certDir`; returns their paths.
  */
 async function natsCertificates(certDir: string, names: readonly string[], host: string, given: CertificateAuthority | undefined) {
-  mkdirSync(certDir, { recursive: true });
-  const ca = given ?? (await createCertificateAuthority());
-  const caFile = join(certDir, 'ca.crt');
-  writeFileSync(caFile, ca.cert);
-  const issue = async (name: string) => {
-    const c = await createNodeCertificate(ca, { name, hosts: ['localhost', host] });
-    const files = { cert: join(certDir, `${name}.crt`), key: join(certDir, `${name}.key`) };
-    writeFileSync(files.cert, c.cert);
-    writeFileSync(files.key, c.key, { mode: 0o600 });
-    return files;
-  };
-  const servers = new Map<string, { cert: string; key: string }>();
-  const nodes = new Map<string, { cert: string; key: string }>();
+  const certs = await clusterCertificates(certDir, host, given);
+  const servers = new Map<string, CertificateFiles>();
+  const nodes = new Map<string, CertificateFiles>();
   for (const name of names) {
-    servers.set(name, await issue(`nats-${name}`));
-    nodes.set(name, await issue(name));
+    servers.set(name, await certs.issue(`nats-${name}`));
+    nodes.set(name, await certs.issue(name));
   }
-  const get = (m: Map<string, { cert: string; key: string }>, name: string) => m.get(name) as { cert: string; key: string };
+  const get = (m: Map<string, CertificateFiles>, name: string) => m.get(name) as CertificateFiles;
   return {
-    ca: caFile,
-    server: (name: string) => ({ ca: caFile, ...get(servers, name) }),
+    ca: certs.caFile,
+    server: (name: string) => ({ ca: certs.caFile, ...get(servers, name) }),
     node: (name: string) => get(nodes, name),
   };
 }
