@@ -182,6 +182,30 @@ export function variantOf(run: Pick<Run, 'transport' | 'mode'>): Variant {
   return run.transport === 'nats' ? (`nats-${run.mode}` as Variant) : run.transport === 'plexus' ? 'plexus' : 'none';
 }
 
+/** A run that threw before it measured anything: its place in the report, with the reason. */
+export interface FailedRun {
+  readonly transport: ClusterTransport;
+  readonly mode: string;
+  readonly nodes: number;
+  readonly ids: IdMode;
+  readonly records: 0;
+  readonly acceptedPerSec: 0;
+  readonly replicatedPerSec: 0;
+  readonly errors: number;
+  readonly verified: false;
+  readonly failure: string;
+}
+
+export type Outcome = Run | FailedRun;
+
+export const isRun = (o: Outcome): o is Run => !('failure' in o);
+
+/** The outcome of a run of `variant` that failed with `err`: no figures, one error, not verified. */
+export function failedRun(o: Pick<RunOptions, 'variant' | 'nodes' | 'ids'>, err: unknown): FailedRun {
+  const failure = err instanceof Error ? err.message : String(err);
+  return { transport: transportOf(o.variant), mode: modeOf(o.variant), nodes: o.nodes, ids: o.ids, records: 0, acceptedPerSec: 0, replicatedPerSec: 0, errors: 1, verified: false, failure };
+}
+
 /**
  * Starts a fresh cluster (fresh data directories), warms it up, runs the measured
  * load, waits until every node holds every record, measures, and stops the cluster —

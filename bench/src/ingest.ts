@@ -1,14 +1,16 @@
 // Single-node ingest benchmark: 500 connections POSTing 400-byte, 8-field records to
 // one Replica node, side by side with a bare fastify route (the HTTP ceiling here).
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { machineInfo } from './env-info.js';
+import { machineInfo, machineLine } from './env-info.js';
 import type { LoadJob, LoadResult } from './loadgen.js';
 import { cpuSeconds, peakRss, runJson, startServer } from './proc.js';
 import type { IdMode } from './records.js';
+import { resultsBase, writeResults } from './results-files.js';
+import { median } from './stats.js';
 
 const here = (p: string) => fileURLToPath(new URL(p, import.meta.url));
 const NODE_MAIN = here('../../apps/node/dist/main.js');
@@ -101,10 +103,6 @@ for (let round = 1; round <= rounds; round++) {
   }
 }
 
-const median = (xs: number[]) => {
-  const a = [...xs].sort((x, y) => x - y);
-  return a.length % 2 ? (a[a.length >> 1] as number) : ((a[a.length / 2 - 1] as number) + (a[a.length / 2] as number)) / 2;
-};
 const rows: Row[] = [];
 for (const ids of idModes) {
   for (const target of ['bare-fastify', 'replica'] as const) {
@@ -131,12 +129,9 @@ const table = [
   '',
   ...ratios.map((r) => `replica / bare fastify, ${r.ids} ids: **${r.ratio}** (median of rounds: ${r.perRound.join(', ')})`),
 ].join('\n');
-const header = `Single-node ingest — ${info['date']}, sha ${info['sha']}, ${info['cpu']} (${info['cores']} cores), Node ${info['node']}, ${connections} connections, ${rounds} rounds of ${durationSec} s per run (median shown), durability ${args.durability}`;
+const header = `Single-node ingest — ${machineLine(info)}, ${connections} connections, ${rounds} rounds of ${durationSec} s per run (median shown), durability ${args.durability}`;
 
-mkdirSync(args.out as string, { recursive: true });
-const stamp = String(info['date']).replace(/[:.]/g, '-');
-writeFileSync(join(args.out as string, `ingest-${stamp}.json`), `${JSON.stringify(result, null, 2)}\n`);
-writeFileSync(join(args.out as string, `ingest-${stamp}.md`), `${header}\n\n${table}\n`);
+writeResults(resultsBase(args.out, 'ingest', info), { json: `${JSON.stringify(result, null, 2)}\n`, md: `${header}\n\n${table}\n` });
 process.stdout.write(`\n${header}\n\n${table}\n\n`);
 process.stdout.write(`${JSON.stringify(result)}\n`);
 if (runs.some((r) => r.errors > 0)) process.exitCode = 1;

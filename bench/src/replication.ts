@@ -2,13 +2,13 @@
 // published workload (500 connections spread over the nodes POSTing fresh 400-byte,
 // 8-field records), and the time until every node holds every record. One run per
 // configuration, with a single-node baseline; `pnpm compare` repeats and compares.
-import { mkdirSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { runCluster, VARIANTS, type Run, type Variant } from './cluster-run.js';
-import { machineInfo } from './env-info.js';
+import { machineInfo, machineLine } from './env-info.js';
 import type { IdMode } from './records.js';
+import { resultsBase, writeResults } from './results-files.js';
+import { runTable } from './run-table.js';
 
 const { values: args } = parseArgs({
   options: {
@@ -46,18 +46,8 @@ for (const ids of idModes) {
 
 const info = machineInfo();
 const result = { benchmark: 'replication', ...info, connections, records, warmupRecords: warmup, runs };
-const table = [
-  '| transport | mode | nodes | ids | accepted/s | replicated/s | POST p50/p99 ms | lag p50/p99 ms | entries/frame or message | CPU s / 1k writes: nodes + brokers | peak RSS MiB: nodes; brokers | errors | verified |',
-  '|---|---|---:|---|---:|---:|---|---|---:|---|---|---:|---|',
-  ...runs.map(
-    (r) =>
-      `| ${r.transport} | ${r.mode} | ${r.nodes} | ${r.ids} | ${r.acceptedPerSec} | ${r.replicatedPerSec} | ${r.postP50Ms} / ${r.postP99Ms} | ${r.lagP50Ms} / ${r.lagP99Ms} | ${r.entriesPerFrame} | ${r.cpuSecPer1kWrites.nodes} + ${r.cpuSecPer1kWrites.brokers} | ${r.peakRssMiB.nodes.join(', ')}${r.peakRssMiB.brokers.length ? `; ${r.peakRssMiB.brokers.join(', ')}` : ''} | ${r.errors} | ${r.verified ? 'yes' : 'NO'} |`,
-  ),
-].join('\n');
-const header = `Replication — ${info['date']}, sha ${info['sha']}, ${info['cpu']} (${info['cores']} cores), Node ${info['node']}, ${connections} connections, ${records} records per run`;
-mkdirSync(args.out, { recursive: true });
-const stamp = String(info['date']).replace(/[:.]/g, '-');
-writeFileSync(join(args.out, `replication-${stamp}.json`), `${JSON.stringify(result, null, 2)}\n`);
-writeFileSync(join(args.out, `replication-${stamp}.md`), `${header}\n\n${table}\n`);
+const table = runTable(runs, { round: false });
+const header = `Replication — ${machineLine(info)}, ${connections} connections, ${records} records per run`;
+writeResults(resultsBase(args.out, 'replication', info), { json: `${JSON.stringify(result, null, 2)}\n`, md: `${header}\n\n${table}\n` });
 process.stdout.write(`\n${header}\n\n${table}\n\n${JSON.stringify(result)}\n`);
 if (runs.some((r) => r.errors > 0 || !r.verified)) process.exitCode = 1;

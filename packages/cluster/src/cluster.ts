@@ -1,13 +1,18 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createWriteStream, mkdirSync, mkdtempSync, rmSync, writeFileSync, type WriteStream } from 'node:fs';
+import { createWriteStream, mkdirSync, mkdtempSync, rmSync, type WriteStream } from 'node:fs';
 import { createRequire } from 'node:module';
 import { availableParallelism, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { freePort, startNatsCluster, type NatsServer } from '@replica/transport-nats';
-import { createCertificateAuthority, createNodeCertificate, type CertificateAuthority } from '@replica/transport-plexus/certs';
+import type { CertificateAuthority } from '@replica/transport-plexus/certs';
+import { clusterCertificates, type CertificateFiles } from './certificates.js';
+import { answersOk, pollUntil } from './poll.js';
 
 /** `node apps/node/dist/main.js`, found through the workspace dependency. */
 export const NODE_MAIN = join(dirname(createRequire(import.meta.url).resolve('@replica/node/package.json')), 'dist', 'main.js');
+
+/** How long one readiness request may take; the next one follows 50 ms later. */
+const HEALTH_REQUEST_TIMEOUT_MS = 1000;
 
 export type ClusterTransport = 'plexus' | 'nats' | 'none';
 
@@ -67,7 +72,7 @@ export interface Cluster {
   readonly natsServers: readonly NatsServer[];
   /** Sends `signal` to node i and waits until it exited. */
   kill(i: number, signal?: NodeJS.Signals): Promise<void>;
-  /** Starts node i again with its data and ports. */
+  /** Starts node i again with its data and ports, once kill(i) has stopped it; rejects while it runs. */
   restart(i: number): Promise<void>;
   /** Waits until every running node reports every peer link up. */
   waitConnected(timeoutMs?: number): Promise<void>;
@@ -126,10 +131,7 @@ export async function startCluster(opts: ClusterOptions): Promise<Cluster> {
     ...opts.env,
   }));
   if (opts.transport === 'plexus') {
-    const certDir = join(dir, 'certs');
-    mkdirSync(certDir, { recursive: true });
-    const ca = opts.ca ?? (await createCertificateAuthority());
-    writeFileSync(join(certDir, 'ca.crt'), ca.cert);
+    const certs = await clusterCertificates(join(dir, 'certs'), host, opts.ca);
     for (const [i, name] of names.entries()) {
       const peerList: string[] = [];
       for (const [j, peer] of names.entries()) {
@@ -137,17 +139,14 @@ export async function startCluster(opts: ClusterOptions): Promise<Cluster> {
         const a = i === j || !opts.peerAddress ? own : await opts.peerAddress(name, peer, own);
         peerList.push(`${peer}@${a.host}:${a.port}`);
       }
-      const peers = peerList.join(',');
-      const c = await createNodeCertificate(ca, { name, hosts: ['localhost', host] });
-      writeFileSync(join(certDir, `${name}.crt`), c.cert);
-      writeFileSync(join(certDir, `${name}.key`), c.key, { mode: 0o600 });
+      const files = await certs.issue(name);
       Object.assign(envs[i] as Record<string, string>, {
-        PEERS: peers,
+        PEERS: peerList.join(','),
         REPLICATION_HOST: host,
         REPLICATION_PORT: String(replPorts[i]),
-        TLS_CA: join(certDir, 'ca.crt'),
-        TLS_CERT: join(certDir, `${name}.crt`),
-        TLS_KEY: join(certDir, `${name}.key`),
+        TLS_CA: certs.caFile,
+        TLS_CERT: files.cert,
+        TLS_KEY: files.key,
       });
     }
   }
@@ -189,8 +188,11 @@ export async function startCluster(opts: ClusterOptions): Promise<Cluster> {
     logFile: join(dir, `${name}.log`),
   }));
 
-  const launch = (i: number): Promise<void> => {
+  const launch = async (i: number): Promise<void> => {
     const node = nodes[i] as ClusterNode;
+    // A running predecessor would answer /health for its successor, which cannot bind its port.
+    const previous = procs.get(i)?.child;
+    if (previous && previous.exitCode === null && previous.signalCode === null) throw new Error(`${node.name} is still running (pid ${previous.pid}); kill it before restarting it`);
     const log = createWriteStream(node.logFile, { flags: 'a' });
     const child = spawn(process.execPath, [...(opts.execArgv ?? []), NODE_MAIN], { env: envs[i], stdio: ['ignore', 'pipe', 'pipe'] });
     const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
@@ -199,30 +201,23 @@ export async function startCluster(opts: ClusterOptions): Promise<Cluster> {
     child.stdout.pipe(log, { end: false });
     child.stderr.pipe(log, { end: false });
     void exited.then(() => log.end());
-    return new Promise((resolve, reject) => {
-      let seen = '';
-      const timer = setTimeout(() => {
-        child.kill('SIGKILL');
-        reject(new Error(`${node.name} did not start within ${readyTimeoutMs} ms; see ${node.logFile}`));
-      }, readyTimeoutMs);
-      const onData = (chunk: Buffer) => {
-        seen = (seen + chunk.toString()).slice(-4096);
-        if (seen.includes('"msg":"replica node listening"')) {
-          clearTimeout(timer);
-          child.stdout.off('data', onData);
-          resolve();
-        }
-      };
-      child.stdout.on('data', onData);
-      // errors printed before the logger exists go to stderr: keep them for the message
-      child.stderr.on('data', (chunk: Buffer) => {
-        seen = (seen + chunk.toString()).slice(-4096);
-      });
-      void exited.then(() => {
-        clearTimeout(timer);
-        reject(new Error(`${node.name} exited during start-up; see ${node.logFile}:\n${seen}`));
-      });
-    });
+    // What the node printed last (errors before its logger exists go to stderr), for the
+    // message if it exits during start-up.
+    let tail = '';
+    const keep = (chunk: Buffer) => {
+      tail = (tail + chunk.toString()).slice(-4096);
+    };
+    child.stdout.on('data', keep);
+    child.stderr.on('data', keep);
+    // /health answers 503 until the transport started, and nothing before the API listens.
+    const ready = await pollUntil(() => answersOk(`${node.url}/health`, HEALTH_REQUEST_TIMEOUT_MS), { deadline: Date.now() + readyTimeoutMs, intervalMs: 50, stop: exited });
+    child.stdout.off('data', keep);
+    child.stderr.off('data', keep);
+    if (ready === 'stopped') throw new Error(`${node.name} exited during start-up; see ${node.logFile}:\n${tail}`);
+    if (ready === 'timeout') {
+      child.kill('SIGKILL');
+      throw new Error(`${node.name} did not start within ${readyTimeoutMs} ms; see ${node.logFile}`);
+    }
   };
 
   const kill = async (i: number, signal: NodeJS.Signals = 'SIGKILL') => {
@@ -238,16 +233,11 @@ export async function startCluster(opts: ClusterOptions): Promise<Cluster> {
     for (const [i, node] of nodes.entries()) {
       const p = procs.get(i);
       if (!p || p.child.exitCode !== null || p.child.signalCode !== null) continue;
-      for (;;) {
-        try {
-          const s = (await (await fetch(`${node.url}/status`)).json()) as { replication: { peers: { connected: boolean }[] } };
-          if (s.replication.peers.length === names.length - 1 && s.replication.peers.every((x) => x.connected)) break;
-        } catch {
-          // not answering yet
-        }
-        if (Date.now() > deadline) throw new Error(`peer links of ${node.name} not all up within ${timeoutMs} ms`);
-        await new Promise((r) => setTimeout(r, 100));
-      }
+      const linked = async () => {
+        const s = (await (await fetch(`${node.url}/status`)).json()) as { replication: { peers: { connected: boolean }[] } };
+        return s.replication.peers.length === names.length - 1 && s.replication.peers.every((x) => x.connected);
+      };
+      if ((await pollUntil(linked, { deadline, intervalMs: 100 })) === 'timeout') throw new Error(`peer links of ${node.name} not all up within ${timeoutMs} ms`);
     }
   };
 
@@ -296,27 +286,17 @@ export async function startCluster(opts: ClusterOptions): Promise<Cluster> {
  * certificate) into `certDir`; returns their paths.
  */
 async function natsCertificates(certDir: string, names: readonly string[], host: string, given: CertificateAuthority | undefined) {
-  mkdirSync(certDir, { recursive: true });
-  const ca = given ?? (await createCertificateAuthority());
-  const caFile = join(certDir, 'ca.crt');
-  writeFileSync(caFile, ca.cert);
-  const issue = async (name: string) => {
-    const c = await createNodeCertificate(ca, { name, hosts: ['localhost', host] });
-    const files = { cert: join(certDir, `${name}.crt`), key: join(certDir, `${name}.key`) };
-    writeFileSync(files.cert, c.cert);
-    writeFileSync(files.key, c.key, { mode: 0o600 });
-    return files;
-  };
-  const servers = new Map<string, { cert: string; key: string }>();
-  const nodes = new Map<string, { cert: string; key: string }>();
+  const certs = await clusterCertificates(certDir, host, given);
+  const servers = new Map<string, CertificateFiles>();
+  const nodes = new Map<string, CertificateFiles>();
   for (const name of names) {
-    servers.set(name, await issue(`nats-${name}`));
-    nodes.set(name, await issue(name));
+    servers.set(name, await certs.issue(`nats-${name}`));
+    nodes.set(name, await certs.issue(name));
   }
-  const get = (m: Map<string, { cert: string; key: string }>, name: string) => m.get(name) as { cert: string; key: string };
+  const get = (m: Map<string, CertificateFiles>, name: string) => m.get(name) as CertificateFiles;
   return {
-    ca: caFile,
-    server: (name: string) => ({ ca: caFile, ...get(servers, name) }),
+    ca: certs.caFile,
+    server: (name: string) => ({ ca: certs.caFile, ...get(servers, name) }),
     node: (name: string) => get(nodes, name),
   };
 }

@@ -1,0 +1,79 @@
+import { describe, expect, it } from 'vitest';
+import { parseCompareArgs, RESULTS_DIR, UsageError, type CompareOptions } from '../src/compare/args.js';
+
+const options = (argv: string[]): CompareOptions => {
+  const parsed = parseCompareArgs(argv);
+  if (parsed.help) throw new Error('expected options, got --help');
+  return parsed.options;
+};
+const usageError = (argv: string[]): string => {
+  try {
+    parseCompareArgs(argv);
+  } catch (err) {
+    expect(err).toBeInstanceOf(UsageError);
+    return (err as Error).message;
+  }
+  throw new Error(`no error for ${argv.join(' ')}`);
+};
+
+describe('compare options', () => {
+  it('defaults to the full matrix, results in bench/results', () => {
+    expect(options([])).toEqual({
+      quick: false,
+      nodes: [4, 5, 6, 8],
+      ids: ['random', 'sequential'],
+      transports: ['plexus', 'nats-per-write', 'nats-batched'],
+      records: 24000,
+      warmup: 3000,
+      connections: 500,
+      rounds: 1,
+      baseline: true,
+      out: RESULTS_DIR,
+    });
+    expect(RESULTS_DIR).toMatch(/[/\\]bench[/\\]results$/);
+  });
+
+  it('--quick: 4 nodes, random ids, 16,000 records, no baseline; the same warm-up', () => {
+    expect(options(['--quick'])).toMatchObject({ quick: true, nodes: [4], ids: ['random'], records: 16000, warmup: 3000, baseline: false });
+  });
+
+  it('takes explicit values over the --quick defaults', () => {
+    const o = options(['--quick', '--nodes', '2, 3', '--ids', 'sequential', '--transports', 'nats-batched,plexus', '--records', '400', '--warmup', '0', '--connections', '20', '--rounds', '3', '--baseline', 'yes', '--out', '/tmp/x']);
+    expect(o).toEqual({ quick: true, nodes: [2, 3], ids: ['sequential'], transports: ['nats-batched', 'plexus'], records: 400, warmup: 0, connections: 20, rounds: 3, baseline: true, out: '/tmp/x' });
+  });
+
+  it('returns frozen options', () => {
+    const o = options([]);
+    expect(Object.isFrozen(o)).toBe(true);
+    expect(Object.isFrozen(o.nodes)).toBe(true);
+    expect(Object.isFrozen(o.ids)).toBe(true);
+    expect(Object.isFrozen(o.transports)).toBe(true);
+  });
+
+  it('reads a single count from the first item of a list, and any --baseline other than yes as no', () => {
+    expect(options(['--records', '100,200', '--baseline', 'maybe'])).toMatchObject({ records: 100, baseline: false });
+  });
+
+  it('--help wins over every other flag, valid or not', () => {
+    expect(parseCompareArgs(['--nodes', 'four', '--help'])).toEqual({ help: true });
+  });
+
+  it('names the first bad flag and why', () => {
+    expect(usageError(['--nodes', 'four'])).toBe('--nodes must be integers ≥ 2, comma-separated (got "four")');
+    expect(usageError(['--nodes', '1'])).toMatch(/^--nodes must be integers ≥ 2/);
+    expect(usageError(['--ids', 'random,mixed'])).toBe('--ids: unknown "mixed" (random or sequential)');
+    expect(usageError(['--transports', 'plexus,kafka'])).toBe('--transports: unknown "kafka" (plexus, nats-per-write, nats-batched)');
+    expect(usageError(['--transports', 'plexus,none'])).toMatch(/^--transports: unknown "none"/);
+    expect(usageError(['--transports', 'nats-batched'])).toBe('--transports must include plexus: every ratio is plexus against a nats mode');
+    expect(usageError(['--records', '0'])).toBe('--records must be integers ≥ 1, comma-separated (got "0")');
+    expect(usageError(['--warmup=-1'])).toMatch(/^--warmup must be integers ≥ 0/);
+    expect(usageError(['--connections', '1.5'])).toMatch(/^--connections must be integers ≥ 1/);
+    expect(usageError(['--rounds', '0'])).toMatch(/^--rounds must be integers ≥ 1/);
+    expect(usageError(['--nodes', 'x', '--rounds', '0'])).toMatch(/^--nodes/);
+  });
+
+  it('leaves unknown flags to parseArgs, whose error is not a usage error', () => {
+    expect(() => parseCompareArgs(['--node', '4'])).toThrow(expect.objectContaining({ code: 'ERR_PARSE_ARGS_UNKNOWN_OPTION' }));
+    expect(() => parseCompareArgs(['--node', '4'])).not.toThrow(UsageError);
+  });
+});
