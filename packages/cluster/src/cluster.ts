@@ -210,7 +210,7 @@ export async function startCluster(opts: ClusterOptions): Promise<Cluster> {
     child.stdout.on('data', keep);
     child.stderr.on('data', keep);
     // /health answers 503 until the transport started, and nothing before the API listens.
-    const ready = await pollUntil(() => answersOk(`${node.url}/health`, HEALTH_REQUEST_TIMEOUT_MS), { deadline: Date.now() + readyTimeoutMs, intervalMs: 50, stop: exited });
+    const ready = await pollUntil(() => answersOk(`${node.url}/health`, HEALTH_REQUEST_TIMEOUT_MS, node.name), { deadline: Date.now() + readyTimeoutMs, intervalMs: 50, stop: exited });
     child.stdout.off('data', keep);
     child.stderr.off('data', keep);
     if (ready === 'stopped') throw new Error(`${node.name} exited during start-up; see ${node.logFile}:\n${tail}`);

@@ -24,12 +24,17 @@ export async function pollUntil(check: () => Promise<boolean>, o: { readonly dea
   }
 }
 
-/** Whether `GET url` answers 200 within `timeoutMs`; false on any other status, a refused connection or a timeout. */
-export async function answersOk(url: string, timeoutMs: number): Promise<boolean> {
+/**
+ * Whether `GET url` answers 200 within `timeoutMs` — and, with `node`, a JSON body whose
+ * `node` is that name (so another process that took the port does not count as the
+ * node). False on any other status or body, a refused connection or a timeout.
+ */
+export async function answersOk(url: string, timeoutMs: number, node?: string): Promise<boolean> {
   try {
     const res = await fetch(url, { signal: AbortSignal.timeout(timeoutMs) });
-    await res.arrayBuffer();
-    return res.status === 200;
+    const body = await res.text();
+    if (res.status !== 200) return false;
+    return node === undefined || (JSON.parse(body) as { node?: unknown }).node === node;
   } catch {
     return false;
   }

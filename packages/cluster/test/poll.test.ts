@@ -45,8 +45,8 @@ describe('answersOk', () => {
   beforeAll(async () => {
     server = createServer((req, res) => {
       if (req.url === '/hang') return; // never answers
-      res.statusCode = req.url === '/ok' ? 200 : 503;
-      res.end('{}');
+      res.statusCode = req.url === '/ok' || req.url === '/n1' ? 200 : 503;
+      res.end(req.url === '/n1' ? '{"status":"ok","node":"n1"}' : '{}');
     });
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
@@ -63,5 +63,11 @@ describe('answersOk', () => {
     expect(await answersOk(`${url}/hang`, 100)).toBe(false);
     expect(Date.now() - started).toBeLessThan(2000);
     expect(await answersOk('http://127.0.0.1:1/health', 1000)).toBe(false);
+  });
+
+  it('with a node name, is true only when the body names that node', async () => {
+    expect(await answersOk(`${url}/n1`, 1000, 'n1')).toBe(true);
+    expect(await answersOk(`${url}/n1`, 1000, 'n2')).toBe(false);
+    expect(await answersOk(`${url}/ok`, 1000, 'n1')).toBe(false);
   });
 });
