@@ -20,6 +20,28 @@ import {
 } from '@replica/transport-api';
 import { HybridClock } from './clock.js';
 import { DIGEST_BYTES, recordHash, xorInto } from './digest.js';
+import {
+  ADOPTED_PREFIX,
+  CURSOR_PREFIX,
+  HEAD_KEY,
+  TABLE_PREFIX,
+  adoptedKey,
+  cursorKey,
+  metaName,
+  metaRange,
+  openDbs,
+  pendingKey,
+  recordKey,
+  tableKey,
+  toEntry,
+  type Head,
+  type IndexKey,
+  type MetaKey,
+  type RecordKey,
+  type StoredEntry,
+  type StoredRecord,
+  type StoredTableStats,
+} from './schema.js';
 
 /**
  * When a write's promise resolves:
@@ -62,36 +84,10 @@ export interface TableStats {
   readonly digest: string;
 }
 
-/** How a record is kept in LMDB: its version and, unless it is a tombstone, its value. */
-interface StoredRecord {
-  v: Version;
-  d?: RecordValue;
-}
-
-/** A log entry as kept in LMDB, keyed by seq. */
-type StoredEntry = [
-  origin: string,
-  originSeq: number,
-  table: string,
-  id: string,
-  version: Version,
-  op: 0 | 1,
-  value: RecordValue | null,
-  /** When this node appended the entry (local wall clock, ms): retention and lag use it. */
-  appendedMs: number,
-];
-
-interface Head {
-  seq: number;
-  clock: [number, number];
-}
-
 interface MutableTableStats {
   count: number;
   digest: Buffer;
 }
-
-type MetaKey = string | [string, string];
 
 /** Upper bounds (ms) of the replication-lag histogram buckets; the last bucket is open. */
 export const LAG_BUCKETS_MS = [1, 2, 3, 5, 7, 10, 15, 20, 30, 50, 70, 100, 150, 200, 300, 500, 700, 1000, 1500, 2000, 3000, 5000, 10_000, 30_000] as const;
@@ -122,7 +118,7 @@ export class Store implements LocalNode {
   /** Keyed by `[table, id]` (see {@link recordKey}). */
   readonly #records: Database<StoredRecord, RecordKey>;
   readonly #log: Database<StoredEntry, number>;
-  readonly #index: Database<number, [string, number]>;
+  readonly #index: Database<number, IndexKey>;
   readonly #meta: Database<unknown, MetaKey>;
   readonly #clock: HybridClock;
   readonly #maxDepth: number;
@@ -157,25 +153,23 @@ export class Store implements LocalNode {
     this.name = options.nodeName;
     this.durability = options.durability ?? 'committed';
     this.#env = env;
-    this.#records = env.openDB({ name: 'records' });
-    // Number keys in lmdb's ordered-binary encoding: safe up to 2^53, unlike 'uint32'.
-    this.#log = env.openDB({ name: 'log' });
-    this.#index = env.openDB({ name: 'origin-index' });
-    this.#meta = env.openDB({ name: 'meta' });
+    const dbs = openDbs(env);
+    this.#records = dbs.records;
+    this.#log = dbs.log;
+    this.#index = dbs.index;
+    this.#meta = dbs.meta;
     this.#maxDepth = options.maxDepth ?? 32;
     this.#tail = new Array<LogEntry | undefined>(Math.max(1, options.logCacheEntries ?? 16_384));
     this.#retention = { ...DEFAULT_RETENTION, ...options.retention };
     this.#wallClock = options.wallClock ?? Date.now;
 
-    const head = this.#meta.get('head') as Head | undefined;
+    const head = this.#meta.get(HEAD_KEY) as Head | undefined;
     this.#seq = this.#committedSeq = head?.seq ?? 0;
     this.#clock = new HybridClock(this.name, this.#wallClock, head?.clock);
-    for (const { key, value } of this.#meta.getRange({ start: ['cursor'], end: ['cursor', '\uffff'] })) {
-      this.#cursors.set((key as [string, string])[1], value as number);
-    }
-    for (const { key, value } of this.#meta.getRange({ start: ['table'], end: ['table', '\uffff'] })) {
-      const s = value as { count: number; digest: Uint8Array };
-      this.#tables.set((key as [string, string])[1], { count: s.count, digest: Buffer.from(s.digest) });
+    for (const { key, value } of this.#meta.getRange(metaRange(CURSOR_PREFIX))) this.#cursors.set(metaName(key), value as number);
+    for (const { key, value } of this.#meta.getRange(metaRange(TABLE_PREFIX))) {
+      const s = value as StoredTableStats;
+      this.#tables.set(metaName(key), { count: s.count, digest: Buffer.from(s.digest) });
     }
     // Per-commit state (cursors, table stats, head) is written once per batch, in the
     // same LMDB transaction as the writes that changed it, instead of once per write.
@@ -247,16 +241,16 @@ export class Store implements LocalNode {
   /** Whether a write to `table` has committed here. */
   hasTable(table: string): boolean {
     this.#checkOpen();
-    return this.#meta.get(['table', table]) !== undefined;
+    return this.#meta.get(tableKey(table)) !== undefined;
   }
 
   /** Count and digest of every table, as committed (staged writes are not counted yet). */
   tables(): Record<string, TableStats> {
     this.#checkOpen();
     const out: Record<string, TableStats> = {};
-    for (const { key, value } of this.#meta.getRange({ start: ['table'], end: ['table', '\uffff'] })) {
-      const s = value as { count: number; digest: Uint8Array };
-      out[(key as [string, string])[1]] = { count: s.count, digest: Buffer.from(s.digest).toString('hex') };
+    for (const { key, value } of this.#meta.getRange(metaRange(TABLE_PREFIX))) {
+      const s = value as StoredTableStats;
+      out[metaName(key)] = { count: s.count, digest: Buffer.from(s.digest).toString('hex') };
     }
     return out;
   }
@@ -298,9 +292,7 @@ export class Store implements LocalNode {
     this.#checkOpen();
     // Read what is committed, not what a pending transaction has staged.
     const out: Record<string, number> = {};
-    for (const { key, value } of this.#meta.getRange({ start: ['cursor'], end: ['cursor', '\uffff'] })) {
-      out[(key as [string, string])[1]] = value as number;
-    }
+    for (const { key, value } of this.#meta.getRange(metaRange(CURSOR_PREFIX))) out[metaName(key)] = value as number;
     return out;
   }
 
@@ -431,9 +423,9 @@ export class Store implements LocalNode {
       for (const [origin, seq] of Object.entries(cursors)) {
         if (seq > (this.#cursors.get(origin) ?? 0)) {
           this.#cursors.set(origin, seq);
-          this.#put(this.#meta, ['cursor', origin], seq);
+          this.#put(this.#meta, cursorKey(origin), seq);
           // Remembered so verify() can tell a resync's legitimate gap in the log from a bug.
-          this.#put(this.#meta, ['adopted', origin], seq);
+          this.#put(this.#meta, adoptedKey(origin), seq);
         }
       }
       return this.#seq;
@@ -543,9 +535,7 @@ export class Store implements LocalNode {
 
     const maxOrigin = new Map<string, number>();
     const adopted = new Map<string, number>();
-    for (const { key, value } of this.#meta.getRange({ start: ['adopted'], end: ['adopted', '\uffff'] })) {
-      adopted.set((key as [string, string])[1], value as number);
-    }
+    for (const { key, value } of this.#meta.getRange(metaRange(ADOPTED_PREFIX))) adopted.set(metaName(key), value as number);
     let expectSeq: number | undefined;
     let lastKey = 0;
     for (const { key, value } of this.#log.getRange({})) {
@@ -563,7 +553,7 @@ export class Store implements LocalNode {
       const rec = this.#records.get(recordKey(table, id));
       if (!rec || compareVersions(rec.v, version) < 0) problems.push(`records: ${table}/${id} older than log entry ${key}`);
     }
-    const head = this.#meta.get('head') as Head | undefined;
+    const head = this.#meta.get(HEAD_KEY) as Head | undefined;
     if (lastKey !== 0 && head?.seq !== lastKey) problems.push(`head: seq ${head?.seq} but the log ends at ${lastKey}`);
     const cursors = this.cursors();
     for (const [origin, max] of maxOrigin) {
@@ -653,12 +643,12 @@ export class Store implements LocalNode {
 
   /** Runs inside lmdb-js's batch, just before it commits: joins the same transaction. */
   #flushMeta(): void {
-    for (const origin of this.#dirtyCursors) this.#meta.put(['cursor', origin], this.#cursors.get(origin));
+    for (const origin of this.#dirtyCursors) this.#meta.put(cursorKey(origin), this.#cursors.get(origin));
     for (const table of this.#dirtyTables) {
       const s = this.#tables.get(table) as MutableTableStats;
-      this.#meta.put(['table', table], { count: s.count, digest: Buffer.from(s.digest) });
+      this.#meta.put(tableKey(table), { count: s.count, digest: Buffer.from(s.digest) } satisfies StoredTableStats);
     }
-    if (this.#dirtyHead) this.#meta.put('head', { seq: this.#seq, clock: this.#clock.state() } satisfies Head);
+    if (this.#dirtyHead) this.#meta.put(HEAD_KEY, { seq: this.#seq, clock: this.#clock.state() } satisfies Head);
     this.#dirtyCursors.clear();
     this.#dirtyTables.clear();
     this.#dirtyHead = false;
@@ -709,23 +699,6 @@ export class Store implements LocalNode {
   }
 }
 
-type RecordKey = [table: string, id: string];
-
-/**
- * Records are keyed by `[table, id]`, an lmdb-js array key: ordered by table, then id,
- * and it reads back exactly as written whatever the id holds. (A single string
- * `table \u0000 id` does not: lmdb-js encodes a long string key like an array whose
- * elements are split at U+0000, so such keys came back as arrays.)
- */
-function recordKey(table: string, id: string): RecordKey {
-  return [table, id];
-}
-
-/** The in-memory key of a record staged for commit (table names cannot hold U+0000). */
-function pendingKey(table: string, id: string): string {
-  return `${table}\u0000${id}`;
-}
-
 /** A lone UTF-16 surrogate: JSON can escape one (`"\ud800"`), but it is not Unicode text. */
 const LONE_SURROGATE = /\p{Surrogate}/u;
 
@@ -755,9 +728,4 @@ function unstorable(v: unknown, max: number, limit: number): string | undefined 
     if (p !== undefined) return p;
   }
   return undefined;
-}
-
-function toEntry(seq: number, e: StoredEntry): LogEntry {
-  const base = { seq, origin: e[0], originSeq: e[1], table: e[2], id: e[3], version: e[4] };
-  return e[5] === 0 && e[6] ? { ...base, op: 'put', value: e[6] } : { ...base, op: 'delete' };
 }
