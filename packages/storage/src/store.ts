@@ -1,12 +1,8 @@
 import { open, type Database, type Key, type RootDatabase } from 'lmdb';
 import {
-  InvalidRecordError,
-  InvalidTableError,
   RecordExistsError,
   StoreClosedError,
   compareVersions,
-  isRecordId,
-  isTableName,
   type ApplyResult,
   type Cursors,
   type LocalNode,
@@ -19,6 +15,7 @@ import {
   type Version,
 } from '@replica/transport-api';
 import { HybridClock } from './clock.js';
+import { validate, validateKey } from './validate.js';
 import { DIGEST_BYTES, recordHash, xorInto } from './digest.js';
 import {
   ADOPTED_PREFIX,
@@ -196,7 +193,7 @@ export class Store implements LocalNode {
    */
   async put(table: string, value: RecordValue, mode: 'insert' | 'upsert' = 'upsert'): Promise<WriteResult> {
     this.#checkOpen();
-    this.#validate(table, value);
+    validate(table, value, this.#maxDepth);
     const id = value.id;
     const result = await this.#commit(() => {
       const prev = this.#readRecord(table, id);
@@ -214,7 +211,7 @@ export class Store implements LocalNode {
   /** Deletes a record with a versioned tombstone. Resolves undefined when there was no live record. */
   async delete(table: string, id: string): Promise<WriteResult | undefined> {
     this.#checkOpen();
-    this.#validateKey(table, id);
+    validateKey(table, id);
     return this.#commit(() => {
       const prev = this.#readRecord(table, id);
       if (prev?.d === undefined) return undefined;
@@ -228,7 +225,7 @@ export class Store implements LocalNode {
   /** The live record, or undefined (missing or deleted). */
   get(table: string, id: string): RecordValue | undefined {
     this.#checkOpen();
-    this.#validateKey(table, id);
+    validateKey(table, id);
     return this.#records.get(recordKey(table, id))?.d;
   }
 
@@ -400,8 +397,8 @@ export class Store implements LocalNode {
   async mergeSnapshot(records: readonly SnapshotRecord[]): Promise<number> {
     this.#checkOpen();
     for (const r of records) {
-      this.#validateKey(r.table, r.id);
-      if (r.value !== undefined) this.#validate(r.table, r.value);
+      validateKey(r.table, r.id);
+      if (r.value !== undefined) validate(r.table, r.value, this.#maxDepth);
     }
     return this.#commit(() => {
       let changed = 0;
@@ -683,49 +680,4 @@ export class Store implements LocalNode {
   #checkOpen(): void {
     if (this.#closed) throw new StoreClosedError();
   }
-
-  #validateKey(table: string, id: unknown): void {
-    if (!isTableName(table)) throw new InvalidTableError(String(table));
-    if (!isRecordId(id)) throw new InvalidRecordError('id must be a non-empty string of at most 512 bytes');
-  }
-
-  #validate(table: string, value: RecordValue): void {
-    if (value === null || typeof value !== 'object' || Array.isArray(value)) {
-      throw new InvalidRecordError('a record must be a JSON object');
-    }
-    this.#validateKey(table, value.id);
-    const problem = unstorable(value, this.#maxDepth, this.#maxDepth);
-    if (problem !== undefined) throw new InvalidRecordError(problem);
-  }
-}
-
-/** A lone UTF-16 surrogate: JSON can escape one (`"\ud800"`), but it is not Unicode text. */
-const LONE_SURROGATE = /\p{Surrogate}/u;
-
-/**
- * Why a record value would not read back as written, or undefined: nesting deeper than
- * `max` levels; a string or field name with a lone surrogate (UTF-8 — msgpack, LMDB
- * keys — cannot hold one: it comes back as U+FFFD, and two ids differing only there
- * would share a key); a number that is not finite (JSON answers Infinity as null).
- * One walk, bounded by `max`, so it never recurses deeper than the limit.
- */
-function unstorable(v: unknown, max: number, limit: number): string | undefined {
-  if (typeof v === 'string') return LONE_SURROGATE.test(v) ? 'strings must be well-formed Unicode (no lone surrogates)' : undefined;
-  if (typeof v === 'number') return Number.isFinite(v) ? undefined : 'numbers must be finite';
-  if (v === null || typeof v !== 'object') return undefined;
-  if (max <= 0) return `nesting deeper than ${limit} levels`;
-  if (Array.isArray(v)) {
-    for (const child of v) {
-      const p = unstorable(child, max - 1, limit);
-      if (p !== undefined) return p;
-    }
-    return undefined;
-  }
-  for (const [k, child] of Object.entries(v)) {
-    if (LONE_SURROGATE.test(k)) return 'field names must be well-formed Unicode (no lone surrogates)';
-    if (k === '__proto__') return 'field names must not be "__proto__" (it would read back as "__proto_")';
-    const p = unstorable(child, max - 1, limit);
-    if (p !== undefined) return p;
-  }
-  return undefined;
 }
