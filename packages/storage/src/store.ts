@@ -15,6 +15,7 @@ import {
   type Version,
 } from '@replica/transport-api';
 import { HybridClock } from './clock.js';
+import { LogTail } from './log-tail.js';
 import { validate, validateKey } from './validate.js';
 import { DIGEST_BYTES, recordHash, xorInto } from './digest.js';
 import {
@@ -132,8 +133,8 @@ export class Store implements LocalNode {
   #pruning: Promise<number> | undefined;
   #closed = false;
   #failure: unknown;
-  /** Ring of recent log entries by seq: senders read the log tail without LMDB decoding. */
-  readonly #tail: (LogEntry | undefined)[];
+  /** Recent log entries: senders read the log tail without LMDB decoding. */
+  readonly #tail: LogTail;
   readonly #lag = { counts: new Array<number>(LAG_BUCKETS_MS.length + 1).fill(0), count: 0, sumMs: 0 };
   /** Records written by commits still in flight, by {@link pendingKey}, with how many writes hold them. */
   readonly #pending = new Map<string, { record: StoredRecord; writers: number }>();
@@ -156,7 +157,7 @@ export class Store implements LocalNode {
     this.#index = dbs.index;
     this.#meta = dbs.meta;
     this.#maxDepth = options.maxDepth ?? 32;
-    this.#tail = new Array<LogEntry | undefined>(Math.max(1, options.logCacheEntries ?? 16_384));
+    this.#tail = new LogTail(options.logCacheEntries ?? 16_384);
     this.#retention = { ...DEFAULT_RETENTION, ...options.retention };
     this.#wallClock = options.wallClock ?? Date.now;
 
@@ -273,8 +274,8 @@ export class Store implements LocalNode {
     // entries, or ones the ring lost, from LMDB.
     let seq = Math.max(fromSeq, 1);
     for (; seq < end && out.length < limit; seq++) {
-      const e = this.#tail[seq % this.#tail.length];
-      if (e?.seq !== seq) break;
+      const e = this.#tail.get(seq);
+      if (e === undefined) break;
       out.push(e);
     }
     if (seq < end && out.length < limit) {
@@ -336,7 +337,7 @@ export class Store implements LocalNode {
         }
         const seq = ++this.#seq;
         this.#put(this.#log, seq, [e.origin, e.originSeq, e.table, e.id, e.version, e.op === 'put' ? 0 : 1, e.value ?? null, now]);
-        this.#tail[seq % this.#tail.length] = e.seq === seq ? e : { ...e, seq };
+        this.#tail.set(e.seq === seq ? e : { ...e, seq });
         this.#put(this.#index, [e.origin, e.originSeq], seq);
         this.#cursors.set(e.origin, e.originSeq);
         touched.add(e.origin);
@@ -466,8 +467,7 @@ export class Store implements LocalNode {
         for (const [seq, e] of victims) {
           this.#remove(this.#log, seq);
           this.#remove(this.#index, [e[0], e[1]]);
-          const slot = seq % this.#tail.length;
-          if (this.#tail[slot]?.seq === seq) this.#tail[slot] = undefined;
+          this.#tail.clear(seq);
         }
         return 0;
       });
@@ -628,10 +628,11 @@ export class Store implements LocalNode {
     const originSeq = (this.#cursors.get(this.name) ?? 0) + 1;
     this.#cursors.set(this.name, originSeq);
     this.#put(this.#log, seq, [this.name, originSeq, table, id, version, op === 'put' ? 0 : 1, value ?? null, this.#wallClock()]);
-    this.#tail[seq % this.#tail.length] =
+    this.#tail.set(
       value === undefined
         ? { seq, origin: this.name, originSeq, table, id, version, op: 'delete' }
-        : { seq, origin: this.name, originSeq, table, id, version, op: 'put', value };
+        : { seq, origin: this.name, originSeq, table, id, version, op: 'put', value },
+    );
     this.#put(this.#index, [this.name, originSeq], seq);
     this.#dirtyCursors.add(this.name);
     this.#dirtyHead = true;
