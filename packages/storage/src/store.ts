@@ -16,6 +16,7 @@ import {
 } from '@replica/transport-api';
 import { HybridClock } from './clock.js';
 import { LogTail } from './log-tail.js';
+import { PRUNE_CHUNK, Retention } from './retention.js';
 import { validate, validateKey } from './validate.js';
 import { DIGEST_BYTES, recordHash, xorInto } from './digest.js';
 import {
@@ -99,9 +100,6 @@ export interface LagHistogram {
   readonly sumMs: number;
 }
 
-const DEFAULT_RETENTION = { maxEntries: 1_000_000, maxAgeMs: 7 * 24 * 3600_000 } as const;
-const PRUNE_CHUNK = 10_000;
-
 /**
  * The node's store: tables of versioned records, the replication log and the
  * per-origin cursors, in one LMDB environment. Every write, local or replicated,
@@ -120,7 +118,7 @@ export class Store implements LocalNode {
   readonly #meta: Database<unknown, MetaKey>;
   readonly #clock: HybridClock;
   readonly #maxDepth: number;
-  readonly #retention: { maxEntries: number; maxAgeMs: number };
+  readonly #retention: Retention;
   readonly #wallClock: () => number;
   readonly #listeners = new Set<(seq: number) => void>();
   readonly #tables = new Map<string, MutableTableStats>();
@@ -144,8 +142,6 @@ export class Store implements LocalNode {
   readonly #dirtyTables = new Set<string>();
   #dirtyHead = false;
   #lastWrite: Promise<boolean> | undefined;
-  /** Retention holds: holder → first seq it still needs (see retainLog). */
-  readonly #holds = new Map<string, number>();
 
   private constructor(env: RootDatabase, options: StoreOptions) {
     this.name = options.nodeName;
@@ -158,7 +154,7 @@ export class Store implements LocalNode {
     this.#meta = dbs.meta;
     this.#maxDepth = options.maxDepth ?? 32;
     this.#tail = new LogTail(options.logCacheEntries ?? 16_384);
-    this.#retention = { ...DEFAULT_RETENTION, ...options.retention };
+    this.#retention = new Retention(options.retention);
     this.#wallClock = options.wallClock ?? Date.now;
 
     const head = this.#meta.get(HEAD_KEY) as Head | undefined;
@@ -433,8 +429,7 @@ export class Store implements LocalNode {
   // ---------------------------------------------------------------- retention
 
   retainLog(holder: string, fromSeq: number | undefined): void {
-    if (fromSeq === undefined) this.#holds.delete(holder);
-    else this.#holds.set(holder, fromSeq);
+    this.#retention.hold(holder, fromSeq);
   }
 
   /**
@@ -451,17 +446,7 @@ export class Store implements LocalNode {
     let total = 0;
     for (;;) {
       if (this.#closed) return total;
-      const last = this.#committedSeq;
-      const minAge = this.#wallClock() - this.#retention.maxAgeMs;
-      const keepFrom = last - this.#retention.maxEntries + 1;
-      // Entries a holder (an outbox) still needs stay, whatever their age or count.
-      let held = Number.POSITIVE_INFINITY;
-      for (const from of this.#holds.values()) held = Math.min(held, from);
-      const victims: [number, StoredEntry][] = [];
-      for (const { key, value } of this.#log.getRange({ end: last, limit: PRUNE_CHUNK })) {
-        if ((key >= keepFrom && value[7] >= minAge) || key >= held) break;
-        victims.push([key, value]);
-      }
+      const victims = this.#retention.nextVictims(this.#log, this.#committedSeq, this.#wallClock());
       if (victims.length === 0) return total;
       await this.#commit(() => {
         for (const [seq, e] of victims) {
