@@ -59,6 +59,9 @@ export interface StoreDbs {
   readonly meta: Database<unknown, MetaKey>;
 }
 
+/** Read access to the store's databases, for code that must not write them. */
+export type ReadOnlyDbs = { readonly [K in keyof StoreDbs]: Pick<StoreDbs[K], 'get' | 'getRange' | 'getKeys'> };
+
 /** Opens (or creates) the store's databases in `env`. */
 export function openDbs(env: RootDatabase): StoreDbs {
   return {

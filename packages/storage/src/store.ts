@@ -18,9 +18,9 @@ import { HybridClock } from './clock.js';
 import { LogTail } from './log-tail.js';
 import { PRUNE_CHUNK, Retention } from './retention.js';
 import { validate, validateKey } from './validate.js';
+import { verifyStore } from './verify.js';
 import { DIGEST_BYTES, recordHash, xorInto } from './digest.js';
 import {
-  ADOPTED_PREFIX,
   CURSOR_PREFIX,
   HEAD_KEY,
   TABLE_PREFIX,
@@ -496,53 +496,8 @@ export class Store implements LocalNode {
    */
   verify(): string[] {
     this.#checkOpen();
-    const problems: string[] = [];
-    const stats = new Map<string, MutableTableStats>();
-    for (const { key, value } of this.#records.getRange({})) {
-      const [table, id] = key;
-      let s = stats.get(table);
-      if (!s) stats.set(table, (s = { count: 0, digest: Buffer.alloc(DIGEST_BYTES) }));
-      if (value.d !== undefined) s.count++;
-      xorInto(s.digest, recordHash(id, value.v));
-    }
-    const stored = this.tables();
-    for (const [table, s] of stats) {
-      const want = { count: s.count, digest: s.digest.toString('hex') };
-      const got = stored[table];
-      if (!got || got.count !== want.count || got.digest !== want.digest) {
-        problems.push(`table ${table}: stats ${JSON.stringify(got)} but records give ${JSON.stringify(want)}`);
-      }
-    }
-    for (const table of Object.keys(stored)) if (!stats.has(table)) problems.push(`table ${table}: stats without records`);
-
-    const maxOrigin = new Map<string, number>();
-    const adopted = new Map<string, number>();
-    for (const { key, value } of this.#meta.getRange(metaRange(ADOPTED_PREFIX))) adopted.set(metaName(key), value as number);
-    let expectSeq: number | undefined;
-    let lastKey = 0;
-    for (const { key, value } of this.#log.getRange({})) {
-      if (expectSeq !== undefined && key !== expectSeq) problems.push(`log: gap before seq ${key} (expected ${expectSeq})`);
-      expectSeq = key + 1;
-      lastKey = key;
-      const [origin, originSeq, table, id, version] = value;
-      const prevMax = maxOrigin.get(origin);
-      const coveredByResync = originSeq - 1 <= (adopted.get(origin) ?? 0);
-      if (prevMax !== undefined && originSeq !== prevMax + 1 && !(originSeq > prevMax && coveredByResync)) {
-        problems.push(`log: origin ${origin} jumps from ${prevMax} to ${originSeq} at seq ${key}`);
-      }
-      maxOrigin.set(origin, originSeq);
-      if (this.#index.get([origin, originSeq]) !== key) problems.push(`index: ${origin}/${originSeq} does not point at seq ${key}`);
-      const rec = this.#records.get(recordKey(table, id));
-      if (!rec || compareVersions(rec.v, version) < 0) problems.push(`records: ${table}/${id} older than log entry ${key}`);
-    }
-    const head = this.#meta.get(HEAD_KEY) as Head | undefined;
-    if (lastKey !== 0 && head?.seq !== lastKey) problems.push(`head: seq ${head?.seq} but the log ends at ${lastKey}`);
-    const cursors = this.cursors();
-    for (const [origin, max] of maxOrigin) {
-      const want = Math.max(max, adopted.get(origin) ?? 0);
-      if (cursors[origin] !== want) problems.push(`cursor: ${origin} is ${cursors[origin]} but the log and resyncs give ${want}`);
-    }
-    return problems;
+    const dbs = { records: this.#records, log: this.#log, index: this.#index, meta: this.#meta };
+    return verifyStore(dbs, this.tables(), this.cursors());
   }
 
   // ---------------------------------------------------------------- internals
