@@ -15,6 +15,7 @@ import {
   type Version,
 } from '@replica/transport-api';
 import { HybridClock } from './clock.js';
+import { Histogram, LAG_BUCKETS_MS, type LagHistogram } from './histogram.js';
 import { LogTail } from './log-tail.js';
 import { PRUNE_CHUNK, Retention } from './retention.js';
 import { validate, validateKey } from './validate.js';
@@ -88,18 +89,6 @@ interface MutableTableStats {
   digest: Buffer;
 }
 
-/** Upper bounds (ms) of the replication-lag histogram buckets; the last bucket is open. */
-export const LAG_BUCKETS_MS = [1, 2, 3, 5, 7, 10, 15, 20, 30, 50, 70, 100, 150, 200, 300, 500, 700, 1000, 1500, 2000, 3000, 5000, 10_000, 30_000] as const;
-
-/** Replication lag of applied remote entries: commit time here minus the origin's write time. */
-export interface LagHistogram {
-  readonly bucketsMs: readonly number[];
-  /** counts[i] entries had lag <= bucketsMs[i] (and more than the bucket before); the last is above all. */
-  readonly counts: readonly number[];
-  readonly count: number;
-  readonly sumMs: number;
-}
-
 /**
  * The node's store: tables of versioned records, the replication log and the
  * per-origin cursors, in one LMDB environment. Every write, local or replicated,
@@ -133,7 +122,8 @@ export class Store implements LocalNode {
   #failure: unknown;
   /** Recent log entries: senders read the log tail without LMDB decoding. */
   readonly #tail: LogTail;
-  readonly #lag = { counts: new Array<number>(LAG_BUCKETS_MS.length + 1).fill(0), count: 0, sumMs: 0 };
+  /** Replication lag (ms) of the remote entries applied since the store opened. */
+  readonly #lag = new Histogram(LAG_BUCKETS_MS);
   /** Records written by commits still in flight, by {@link pendingKey}, with how many writes hold them. */
   readonly #pending = new Map<string, { record: StoredRecord; writers: number }>();
   #staged: string[] = [];
@@ -345,7 +335,7 @@ export class Store implements LocalNode {
       return this.#seq;
     });
     const now = this.#wallClock();
-    for (const wall of appliedVersions) this.#recordLag(now - wall);
+    for (const wall of appliedVersions) this.#lag.observe(Math.max(0, now - wall));
     return { applied, skipped, deferred, cursors: this.cursors() };
   }
 
@@ -354,16 +344,8 @@ export class Store implements LocalNode {
    * write (its HLC wall time) to the commit here. Across hosts it includes clock offset.
    */
   lagHistogram(): LagHistogram {
-    return { bucketsMs: LAG_BUCKETS_MS, counts: [...this.#lag.counts], count: this.#lag.count, sumMs: this.#lag.sumMs };
-  }
-
-  #recordLag(ms: number): void {
-    const v = Math.max(0, ms);
-    let i = 0;
-    while (i < LAG_BUCKETS_MS.length && v > (LAG_BUCKETS_MS[i] as number)) i++;
-    this.#lag.counts[i] = (this.#lag.counts[i] as number) + 1;
-    this.#lag.count++;
-    this.#lag.sumMs += v;
+    const { counts, count, sum } = this.#lag.snapshot();
+    return { bucketsMs: LAG_BUCKETS_MS, counts, count, sumMs: sum };
   }
 
   onCommit(listener: (lastSeq: number) => void): () => void {
