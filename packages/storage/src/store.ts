@@ -295,6 +295,16 @@ export class Store implements LocalNode {
     return { kind: 'stream', fromSeq: Number.isFinite(from) ? from : this.#committedSeq + 1 };
   }
 
+  /**
+   * The local log seq of `origin`'s entry number `originSeq`, or undefined when the log
+   * does not hold it: never written or applied here, or pruned since. Committed entries
+   * only; one index lookup.
+   */
+  seqOf(origin: string, originSeq: number): number | undefined {
+    this.#checkOpen();
+    return this.#index.get([origin, originSeq]);
+  }
+
   async applyRemote(entries: readonly LogEntry[]): Promise<ApplyResult> {
     this.#checkOpen();
     let applied = 0;

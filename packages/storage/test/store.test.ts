@@ -148,6 +148,23 @@ describe('the log', () => {
     expect(s.verify()).toEqual([]);
   });
 
+  it('finds the local seq of an entry by origin and originSeq, own or applied, until it is pruned', async () => {
+    const a = t.open('a');
+    const b = t.open('b', { retention: { maxEntries: 3 } });
+    await a.put('t', { id: 'x' });
+    await a.put('t', { id: 'y' });
+    await b.put('t', { id: 'z' });
+    await b.applyRemote(a.readLog(1, 10));
+    await b.put('t', { id: 'w' });
+    expect([b.seqOf('b', 1), b.seqOf('a', 1), b.seqOf('a', 2), b.seqOf('b', 2)]).toEqual([1, 2, 3, 4]);
+    expect(b.seqOf('a', 3)).toBeUndefined(); // not applied here
+    expect(b.seqOf('c', 1)).toBeUndefined(); // unknown origin
+    expect(a.seqOf('a', 2)).toBe(2);
+    expect(await b.prune()).toBe(1);
+    expect(b.seqOf('b', 1)).toBeUndefined(); // pruned
+    expect(b.seqOf('a', 1)).toBe(2);
+  });
+
   it('prunes by age', async () => {
     let now = 1_000_000;
     const s = t.open('n1', { retention: { maxAgeMs: 1000 }, wallClock: () => now });
