@@ -475,12 +475,6 @@ export class Store implements LocalNode {
     return this.#failure;
   }
 
-  /** When this node appended log entry `seq` (ms), or undefined if it is not in the log. */
-  appendedAt(seq: number): number | undefined {
-    this.#checkOpen();
-    return this.#log.get(seq)?.[7];
-  }
-
   /**
    * Checks that records, log, index, cursors and table stats agree. Returns the
    * problems found (empty when consistent). Reads the whole store: for tests and
