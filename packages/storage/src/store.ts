@@ -3,11 +3,13 @@ import {
   RecordExistsError,
   StoreClosedError,
   compareVersions,
+  silentLogger,
   type ApplyResult,
   type Cursors,
   type LocalNode,
   type LogEntry,
   type LogStart,
+  type Logger,
   type Op,
   type RecordValue,
   type Snapshot,
@@ -67,6 +69,8 @@ export interface StoreOptions {
   readonly maxDepth?: number;
   /** Wall clock in ms, for tests of clock skew. Default Date.now. */
   readonly wallClock?: () => number;
+  /** Where the store reports failures of its background work (periodic retention). Default: silent. */
+  readonly logger?: Logger;
 }
 
 export interface WriteResult {
@@ -109,6 +113,7 @@ export class Store implements LocalNode {
   readonly #maxDepth: number;
   readonly #retention: Retention;
   readonly #wallClock: () => number;
+  readonly #logger: Logger;
   readonly #listeners = new Set<(seq: number) => void>();
   readonly #tables = new Map<string, MutableTableStats>();
   /** Cursors as the write transaction sees them (may run ahead of the last commit). */
@@ -146,6 +151,7 @@ export class Store implements LocalNode {
     this.#tail = new LogTail(options.logCacheEntries ?? 16_384);
     this.#retention = new Retention(options.retention);
     this.#wallClock = options.wallClock ?? Date.now;
+    this.#logger = options.logger ?? silentLogger;
 
     const head = this.#meta.get(HEAD_KEY) as Head | undefined;
     this.#seq = this.#committedSeq = head?.seq ?? 0;
@@ -160,7 +166,7 @@ export class Store implements LocalNode {
     env.on('beforecommit', () => this.#flushMeta());
     const interval = options.pruneIntervalMs ?? 10_000;
     if (interval > 0) {
-      this.#pruneTimer = setInterval(() => void this.prune().catch(() => {}), interval);
+      this.#pruneTimer = setInterval(() => void this.prune().catch((err: unknown) => this.#logPruneFailure(err)), interval);
       this.#pruneTimer.unref();
     }
   }
@@ -602,6 +608,11 @@ export class Store implements LocalNode {
       return key[1];
     }
     return 0;
+  }
+
+  #logPruneFailure(err: unknown): void {
+    const message = err instanceof Error ? err.message : String(err);
+    this.#logger.warn({ err: message }, 'store: log retention failed; retrying at the next interval');
   }
 
   #checkOpen(): void {

@@ -1,9 +1,10 @@
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import {
   InvalidRecordError,
   InvalidTableError,
   RecordExistsError,
   StoreClosedError,
+  silentLogger,
   type LogEntry,
 } from '@replica/transport-api';
 import { tempStores } from './helpers.js';
@@ -173,6 +174,23 @@ describe('the log', () => {
     for (let i = 0; i < 3; i++) await s.put('t', { id: `new${i}` });
     expect(await s.prune()).toBe(5);
     expect(s.readLog(1, 100).map((e) => e.id)).toEqual(['new0', 'new1', 'new2']);
+  });
+
+  it('logs a failed periodic prune, and tries again at the next interval', async () => {
+    let broken = false;
+    const warnings: [object, string][] = [];
+    const logger = { ...silentLogger, warn: (obj: object, msg: string) => void warnings.push([obj, msg]) };
+    const wallClock = () => {
+      if (broken) throw new Error('no clock');
+      return Date.now();
+    };
+    const s = t.open('n1', { pruneIntervalMs: 5, logger, wallClock });
+    await s.put('t', { id: 'a' });
+    expect(warnings).toEqual([]);
+    broken = true; // retention reads the wall clock first: every periodic prune now fails
+    await vi.waitFor(() => expect(warnings.length).toBeGreaterThanOrEqual(2));
+    expect(warnings[0]).toEqual([{ err: 'no clock' }, 'store: log retention failed; retrying at the next interval']);
+    broken = false;
   });
 
   it('reads back any id exactly, in snapshots and verify too (long ids, U+0000, control characters)', async () => {
