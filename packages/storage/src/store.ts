@@ -17,12 +17,10 @@ import {
   type Version,
 } from '@replica/transport-api';
 import { HybridClock } from './clock.js';
+import { DIGEST_BYTES, recordHash, xorInto } from './digest.js';
 import { Histogram, LAG_BUCKETS_MS, type LagHistogram } from './histogram.js';
 import { LogTail } from './log-tail.js';
 import { PRUNE_CHUNK, Retention } from './retention.js';
-import { validate, validateKey } from './validate.js';
-import { verifyStore } from './verify.js';
-import { DIGEST_BYTES, recordHash, xorInto } from './digest.js';
 import {
   CURSOR_PREFIX,
   HEAD_KEY,
@@ -44,6 +42,8 @@ import {
   type StoredRecord,
   type StoredTableStats,
 } from './schema.js';
+import { validate, validateKey } from './validate.js';
+import { verifyStore } from './verify.js';
 
 /**
  * When a write's promise resolves:
@@ -426,6 +426,7 @@ export class Store implements LocalNode {
 
   // ---------------------------------------------------------------- retention
 
+  /** Keeps entries with `seq >= fromSeq` from retention for `holder`; undefined releases the hold. */
   retainLog(holder: string, fromSeq: number | undefined): void {
     this.#retention.hold(holder, fromSeq);
   }
