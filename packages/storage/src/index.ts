@@ -1,2 +1,3 @@
-export { LAG_BUCKETS_MS, Store, type Durability, type LagHistogram, type StoreOptions, type TableStats, type WriteResult } from './store.js';
+export { Store, type Durability, type StoreOptions, type TableStats, type WriteResult } from './store.js';
+export { Histogram, LAG_BUCKETS_MS, type HistogramSnapshot, type LagHistogram } from './histogram.js';
 export { HybridClock } from './clock.js';

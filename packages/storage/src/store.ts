@@ -1,17 +1,15 @@
 import { open, type Database, type Key, type RootDatabase } from 'lmdb';
 import {
-  InvalidRecordError,
-  InvalidTableError,
   RecordExistsError,
   StoreClosedError,
   compareVersions,
-  isRecordId,
-  isTableName,
+  silentLogger,
   type ApplyResult,
   type Cursors,
   type LocalNode,
   type LogEntry,
   type LogStart,
+  type Logger,
   type Op,
   type RecordValue,
   type Snapshot,
@@ -20,6 +18,32 @@ import {
 } from '@replica/transport-api';
 import { HybridClock } from './clock.js';
 import { DIGEST_BYTES, recordHash, xorInto } from './digest.js';
+import { Histogram, LAG_BUCKETS_MS, type LagHistogram } from './histogram.js';
+import { LogTail } from './log-tail.js';
+import { PRUNE_CHUNK, Retention } from './retention.js';
+import {
+  CURSOR_PREFIX,
+  HEAD_KEY,
+  TABLE_PREFIX,
+  adoptedKey,
+  cursorKey,
+  metaName,
+  metaRange,
+  openDbs,
+  pendingKey,
+  recordKey,
+  tableKey,
+  toEntry,
+  type Head,
+  type IndexKey,
+  type MetaKey,
+  type RecordKey,
+  type StoredEntry,
+  type StoredRecord,
+  type StoredTableStats,
+} from './schema.js';
+import { validate, validateKey } from './validate.js';
+import { verifyStore } from './verify.js';
 
 /**
  * When a write's promise resolves:
@@ -45,6 +69,8 @@ export interface StoreOptions {
   readonly maxDepth?: number;
   /** Wall clock in ms, for tests of clock skew. Default Date.now. */
   readonly wallClock?: () => number;
+  /** Where the store reports failures of its background work (periodic retention). Default: silent. */
+  readonly logger?: Logger;
 }
 
 export interface WriteResult {
@@ -62,51 +88,10 @@ export interface TableStats {
   readonly digest: string;
 }
 
-/** How a record is kept in LMDB: its version and, unless it is a tombstone, its value. */
-interface StoredRecord {
-  v: Version;
-  d?: RecordValue;
-}
-
-/** A log entry as kept in LMDB, keyed by seq. */
-type StoredEntry = [
-  origin: string,
-  originSeq: number,
-  table: string,
-  id: string,
-  version: Version,
-  op: 0 | 1,
-  value: RecordValue | null,
-  /** When this node appended the entry (local wall clock, ms): retention and lag use it. */
-  appendedMs: number,
-];
-
-interface Head {
-  seq: number;
-  clock: [number, number];
-}
-
 interface MutableTableStats {
   count: number;
   digest: Buffer;
 }
-
-type MetaKey = string | [string, string];
-
-/** Upper bounds (ms) of the replication-lag histogram buckets; the last bucket is open. */
-export const LAG_BUCKETS_MS = [1, 2, 3, 5, 7, 10, 15, 20, 30, 50, 70, 100, 150, 200, 300, 500, 700, 1000, 1500, 2000, 3000, 5000, 10_000, 30_000] as const;
-
-/** Replication lag of applied remote entries: commit time here minus the origin's write time. */
-export interface LagHistogram {
-  readonly bucketsMs: readonly number[];
-  /** counts[i] entries had lag <= bucketsMs[i] (and more than the bucket before); the last is above all. */
-  readonly counts: readonly number[];
-  readonly count: number;
-  readonly sumMs: number;
-}
-
-const DEFAULT_RETENTION = { maxEntries: 1_000_000, maxAgeMs: 7 * 24 * 3600_000 } as const;
-const PRUNE_CHUNK = 10_000;
 
 /**
  * The node's store: tables of versioned records, the replication log and the
@@ -122,12 +107,13 @@ export class Store implements LocalNode {
   /** Keyed by `[table, id]` (see {@link recordKey}). */
   readonly #records: Database<StoredRecord, RecordKey>;
   readonly #log: Database<StoredEntry, number>;
-  readonly #index: Database<number, [string, number]>;
+  readonly #index: Database<number, IndexKey>;
   readonly #meta: Database<unknown, MetaKey>;
   readonly #clock: HybridClock;
   readonly #maxDepth: number;
-  readonly #retention: { maxEntries: number; maxAgeMs: number };
+  readonly #retention: Retention;
   readonly #wallClock: () => number;
+  readonly #logger: Logger;
   readonly #listeners = new Set<(seq: number) => void>();
   readonly #tables = new Map<string, MutableTableStats>();
   /** Cursors as the write transaction sees them (may run ahead of the last commit). */
@@ -139,9 +125,10 @@ export class Store implements LocalNode {
   #pruning: Promise<number> | undefined;
   #closed = false;
   #failure: unknown;
-  /** Ring of recent log entries by seq: senders read the log tail without LMDB decoding. */
-  readonly #tail: (LogEntry | undefined)[];
-  readonly #lag = { counts: new Array<number>(LAG_BUCKETS_MS.length + 1).fill(0), count: 0, sumMs: 0 };
+  /** Recent log entries: senders read the log tail without LMDB decoding. */
+  readonly #tail: LogTail;
+  /** Replication lag (ms) of the remote entries applied since the store opened. */
+  readonly #lag = new Histogram(LAG_BUCKETS_MS);
   /** Records written by commits still in flight, by {@link pendingKey}, with how many writes hold them. */
   readonly #pending = new Map<string, { record: StoredRecord; writers: number }>();
   #staged: string[] = [];
@@ -150,39 +137,36 @@ export class Store implements LocalNode {
   readonly #dirtyTables = new Set<string>();
   #dirtyHead = false;
   #lastWrite: Promise<boolean> | undefined;
-  /** Retention holds: holder → first seq it still needs (see retainLog). */
-  readonly #holds = new Map<string, number>();
 
   private constructor(env: RootDatabase, options: StoreOptions) {
     this.name = options.nodeName;
     this.durability = options.durability ?? 'committed';
     this.#env = env;
-    this.#records = env.openDB({ name: 'records' });
-    // Number keys in lmdb's ordered-binary encoding: safe up to 2^53, unlike 'uint32'.
-    this.#log = env.openDB({ name: 'log' });
-    this.#index = env.openDB({ name: 'origin-index' });
-    this.#meta = env.openDB({ name: 'meta' });
+    const dbs = openDbs(env);
+    this.#records = dbs.records;
+    this.#log = dbs.log;
+    this.#index = dbs.index;
+    this.#meta = dbs.meta;
     this.#maxDepth = options.maxDepth ?? 32;
-    this.#tail = new Array<LogEntry | undefined>(Math.max(1, options.logCacheEntries ?? 16_384));
-    this.#retention = { ...DEFAULT_RETENTION, ...options.retention };
+    this.#tail = new LogTail(options.logCacheEntries ?? 16_384);
+    this.#retention = new Retention(options.retention);
     this.#wallClock = options.wallClock ?? Date.now;
+    this.#logger = options.logger ?? silentLogger;
 
-    const head = this.#meta.get('head') as Head | undefined;
+    const head = this.#meta.get(HEAD_KEY) as Head | undefined;
     this.#seq = this.#committedSeq = head?.seq ?? 0;
     this.#clock = new HybridClock(this.name, this.#wallClock, head?.clock);
-    for (const { key, value } of this.#meta.getRange({ start: ['cursor'], end: ['cursor', '\uffff'] })) {
-      this.#cursors.set((key as [string, string])[1], value as number);
-    }
-    for (const { key, value } of this.#meta.getRange({ start: ['table'], end: ['table', '\uffff'] })) {
-      const s = value as { count: number; digest: Uint8Array };
-      this.#tables.set((key as [string, string])[1], { count: s.count, digest: Buffer.from(s.digest) });
+    for (const { key, value } of this.#meta.getRange(metaRange(CURSOR_PREFIX))) this.#cursors.set(metaName(key), value as number);
+    for (const { key, value } of this.#meta.getRange(metaRange(TABLE_PREFIX))) {
+      const s = value as StoredTableStats;
+      this.#tables.set(metaName(key), { count: s.count, digest: Buffer.from(s.digest) });
     }
     // Per-commit state (cursors, table stats, head) is written once per batch, in the
     // same LMDB transaction as the writes that changed it, instead of once per write.
     env.on('beforecommit', () => this.#flushMeta());
     const interval = options.pruneIntervalMs ?? 10_000;
     if (interval > 0) {
-      this.#pruneTimer = setInterval(() => void this.prune().catch(() => {}), interval);
+      this.#pruneTimer = setInterval(() => void this.prune().catch((err: unknown) => this.#logPruneFailure(err)), interval);
       this.#pruneTimer.unref();
     }
   }
@@ -202,7 +186,7 @@ export class Store implements LocalNode {
    */
   async put(table: string, value: RecordValue, mode: 'insert' | 'upsert' = 'upsert'): Promise<WriteResult> {
     this.#checkOpen();
-    this.#validate(table, value);
+    validate(table, value, this.#maxDepth);
     const id = value.id;
     const result = await this.#commit(() => {
       const prev = this.#readRecord(table, id);
@@ -220,7 +204,7 @@ export class Store implements LocalNode {
   /** Deletes a record with a versioned tombstone. Resolves undefined when there was no live record. */
   async delete(table: string, id: string): Promise<WriteResult | undefined> {
     this.#checkOpen();
-    this.#validateKey(table, id);
+    validateKey(table, id);
     return this.#commit(() => {
       const prev = this.#readRecord(table, id);
       if (prev?.d === undefined) return undefined;
@@ -234,7 +218,7 @@ export class Store implements LocalNode {
   /** The live record, or undefined (missing or deleted). */
   get(table: string, id: string): RecordValue | undefined {
     this.#checkOpen();
-    this.#validateKey(table, id);
+    validateKey(table, id);
     return this.#records.get(recordKey(table, id))?.d;
   }
 
@@ -247,16 +231,16 @@ export class Store implements LocalNode {
   /** Whether a write to `table` has committed here. */
   hasTable(table: string): boolean {
     this.#checkOpen();
-    return this.#meta.get(['table', table]) !== undefined;
+    return this.#meta.get(tableKey(table)) !== undefined;
   }
 
   /** Count and digest of every table, as committed (staged writes are not counted yet). */
   tables(): Record<string, TableStats> {
     this.#checkOpen();
     const out: Record<string, TableStats> = {};
-    for (const { key, value } of this.#meta.getRange({ start: ['table'], end: ['table', '\uffff'] })) {
-      const s = value as { count: number; digest: Uint8Array };
-      out[(key as [string, string])[1]] = { count: s.count, digest: Buffer.from(s.digest).toString('hex') };
+    for (const { key, value } of this.#meta.getRange(metaRange(TABLE_PREFIX))) {
+      const s = value as StoredTableStats;
+      out[metaName(key)] = { count: s.count, digest: Buffer.from(s.digest).toString('hex') };
     }
     return out;
   }
@@ -282,8 +266,8 @@ export class Store implements LocalNode {
     // entries, or ones the ring lost, from LMDB.
     let seq = Math.max(fromSeq, 1);
     for (; seq < end && out.length < limit; seq++) {
-      const e = this.#tail[seq % this.#tail.length];
-      if (e?.seq !== seq) break;
+      const e = this.#tail.get(seq);
+      if (e === undefined) break;
       out.push(e);
     }
     if (seq < end && out.length < limit) {
@@ -298,9 +282,7 @@ export class Store implements LocalNode {
     this.#checkOpen();
     // Read what is committed, not what a pending transaction has staged.
     const out: Record<string, number> = {};
-    for (const { key, value } of this.#meta.getRange({ start: ['cursor'], end: ['cursor', '\uffff'] })) {
-      out[(key as [string, string])[1]] = value as number;
-    }
+    for (const { key, value } of this.#meta.getRange(metaRange(CURSOR_PREFIX))) out[metaName(key)] = value as number;
     return out;
   }
 
@@ -322,6 +304,16 @@ export class Store implements LocalNode {
       from = Math.min(from, pos);
     }
     return { kind: 'stream', fromSeq: Number.isFinite(from) ? from : this.#committedSeq + 1 };
+  }
+
+  /**
+   * The local log seq of `origin`'s entry number `originSeq`, or undefined when the log
+   * does not hold it: never written or applied here, or pruned since. Committed entries
+   * only; one index lookup.
+   */
+  seqOf(origin: string, originSeq: number): number | undefined {
+    this.#checkOpen();
+    return this.#index.get([origin, originSeq]);
   }
 
   async applyRemote(entries: readonly LogEntry[]): Promise<ApplyResult> {
@@ -352,7 +344,7 @@ export class Store implements LocalNode {
         }
         const seq = ++this.#seq;
         this.#put(this.#log, seq, [e.origin, e.originSeq, e.table, e.id, e.version, e.op === 'put' ? 0 : 1, e.value ?? null, now]);
-        this.#tail[seq % this.#tail.length] = e.seq === seq ? e : { ...e, seq };
+        this.#tail.set(e.seq === seq ? e : { ...e, seq });
         this.#put(this.#index, [e.origin, e.originSeq], seq);
         this.#cursors.set(e.origin, e.originSeq);
         touched.add(e.origin);
@@ -364,7 +356,7 @@ export class Store implements LocalNode {
       return this.#seq;
     });
     const now = this.#wallClock();
-    for (const wall of appliedVersions) this.#recordLag(now - wall);
+    for (const wall of appliedVersions) this.#lag.observe(Math.max(0, now - wall));
     return { applied, skipped, deferred, cursors: this.cursors() };
   }
 
@@ -373,16 +365,8 @@ export class Store implements LocalNode {
    * write (its HLC wall time) to the commit here. Across hosts it includes clock offset.
    */
   lagHistogram(): LagHistogram {
-    return { bucketsMs: LAG_BUCKETS_MS, counts: [...this.#lag.counts], count: this.#lag.count, sumMs: this.#lag.sumMs };
-  }
-
-  #recordLag(ms: number): void {
-    const v = Math.max(0, ms);
-    let i = 0;
-    while (i < LAG_BUCKETS_MS.length && v > (LAG_BUCKETS_MS[i] as number)) i++;
-    this.#lag.counts[i] = (this.#lag.counts[i] as number) + 1;
-    this.#lag.count++;
-    this.#lag.sumMs += v;
+    const { counts, count, sum } = this.#lag.snapshot();
+    return { bucketsMs: LAG_BUCKETS_MS, counts, count, sumMs: sum };
   }
 
   onCommit(listener: (lastSeq: number) => void): () => void {
@@ -413,8 +397,8 @@ export class Store implements LocalNode {
   async mergeSnapshot(records: readonly SnapshotRecord[]): Promise<number> {
     this.#checkOpen();
     for (const r of records) {
-      this.#validateKey(r.table, r.id);
-      if (r.value !== undefined) this.#validate(r.table, r.value);
+      validateKey(r.table, r.id);
+      if (r.value !== undefined) validate(r.table, r.value, this.#maxDepth);
     }
     return this.#commit(() => {
       let changed = 0;
@@ -436,9 +420,9 @@ export class Store implements LocalNode {
       for (const [origin, seq] of Object.entries(cursors)) {
         if (seq > (this.#cursors.get(origin) ?? 0)) {
           this.#cursors.set(origin, seq);
-          this.#put(this.#meta, ['cursor', origin], seq);
+          this.#put(this.#meta, cursorKey(origin), seq);
           // Remembered so verify() can tell a resync's legitimate gap in the log from a bug.
-          this.#put(this.#meta, ['adopted', origin], seq);
+          this.#put(this.#meta, adoptedKey(origin), seq);
         }
       }
       return this.#seq;
@@ -447,9 +431,9 @@ export class Store implements LocalNode {
 
   // ---------------------------------------------------------------- retention
 
+  /** Keeps entries with `seq >= fromSeq` from retention for `holder`; undefined releases the hold. */
   retainLog(holder: string, fromSeq: number | undefined): void {
-    if (fromSeq === undefined) this.#holds.delete(holder);
-    else this.#holds.set(holder, fromSeq);
+    this.#retention.hold(holder, fromSeq);
   }
 
   /**
@@ -466,24 +450,13 @@ export class Store implements LocalNode {
     let total = 0;
     for (;;) {
       if (this.#closed) return total;
-      const last = this.#committedSeq;
-      const minAge = this.#wallClock() - this.#retention.maxAgeMs;
-      const keepFrom = last - this.#retention.maxEntries + 1;
-      // Entries a holder (an outbox) still needs stay, whatever their age or count.
-      let held = Number.POSITIVE_INFINITY;
-      for (const from of this.#holds.values()) held = Math.min(held, from);
-      const victims: [number, StoredEntry][] = [];
-      for (const { key, value } of this.#log.getRange({ end: last, limit: PRUNE_CHUNK })) {
-        if ((key >= keepFrom && value[7] >= minAge) || key >= held) break;
-        victims.push([key, value]);
-      }
+      const victims = this.#retention.nextVictims(this.#log, this.#committedSeq, this.#wallClock());
       if (victims.length === 0) return total;
       await this.#commit(() => {
         for (const [seq, e] of victims) {
           this.#remove(this.#log, seq);
           this.#remove(this.#index, [e[0], e[1]]);
-          const slot = seq % this.#tail.length;
-          if (this.#tail[slot]?.seq === seq) this.#tail[slot] = undefined;
+          this.#tail.clear(seq);
         }
         return 0;
       });
@@ -514,12 +487,6 @@ export class Store implements LocalNode {
     return this.#failure;
   }
 
-  /** When this node appended log entry `seq` (ms), or undefined if it is not in the log. */
-  appendedAt(seq: number): number | undefined {
-    this.#checkOpen();
-    return this.#log.get(seq)?.[7];
-  }
-
   /**
    * Checks that records, log, index, cursors and table stats agree. Returns the
    * problems found (empty when consistent). Reads the whole store: for tests and
@@ -527,55 +494,8 @@ export class Store implements LocalNode {
    */
   verify(): string[] {
     this.#checkOpen();
-    const problems: string[] = [];
-    const stats = new Map<string, MutableTableStats>();
-    for (const { key, value } of this.#records.getRange({})) {
-      const [table, id] = key;
-      let s = stats.get(table);
-      if (!s) stats.set(table, (s = { count: 0, digest: Buffer.alloc(DIGEST_BYTES) }));
-      if (value.d !== undefined) s.count++;
-      xorInto(s.digest, recordHash(id, value.v));
-    }
-    const stored = this.tables();
-    for (const [table, s] of stats) {
-      const want = { count: s.count, digest: s.digest.toString('hex') };
-      const got = stored[table];
-      if (!got || got.count !== want.count || got.digest !== want.digest) {
-        problems.push(`table ${table}: stats ${JSON.stringify(got)} but records give ${JSON.stringify(want)}`);
-      }
-    }
-    for (const table of Object.keys(stored)) if (!stats.has(table)) problems.push(`table ${table}: stats without records`);
-
-    const maxOrigin = new Map<string, number>();
-    const adopted = new Map<string, number>();
-    for (const { key, value } of this.#meta.getRange({ start: ['adopted'], end: ['adopted', '\uffff'] })) {
-      adopted.set((key as [string, string])[1], value as number);
-    }
-    let expectSeq: number | undefined;
-    let lastKey = 0;
-    for (const { key, value } of this.#log.getRange({})) {
-      if (expectSeq !== undefined && key !== expectSeq) problems.push(`log: gap before seq ${key} (expected ${expectSeq})`);
-      expectSeq = key + 1;
-      lastKey = key;
-      const [origin, originSeq, table, id, version] = value;
-      const prevMax = maxOrigin.get(origin);
-      const coveredByResync = originSeq - 1 <= (adopted.get(origin) ?? 0);
-      if (prevMax !== undefined && originSeq !== prevMax + 1 && !(originSeq > prevMax && coveredByResync)) {
-        problems.push(`log: origin ${origin} jumps from ${prevMax} to ${originSeq} at seq ${key}`);
-      }
-      maxOrigin.set(origin, originSeq);
-      if (this.#index.get([origin, originSeq]) !== key) problems.push(`index: ${origin}/${originSeq} does not point at seq ${key}`);
-      const rec = this.#records.get(recordKey(table, id));
-      if (!rec || compareVersions(rec.v, version) < 0) problems.push(`records: ${table}/${id} older than log entry ${key}`);
-    }
-    const head = this.#meta.get('head') as Head | undefined;
-    if (lastKey !== 0 && head?.seq !== lastKey) problems.push(`head: seq ${head?.seq} but the log ends at ${lastKey}`);
-    const cursors = this.cursors();
-    for (const [origin, max] of maxOrigin) {
-      const want = Math.max(max, adopted.get(origin) ?? 0);
-      if (cursors[origin] !== want) problems.push(`cursor: ${origin} is ${cursors[origin]} but the log and resyncs give ${want}`);
-    }
-    return problems;
+    const dbs = { records: this.#records, log: this.#log, index: this.#index, meta: this.#meta };
+    return verifyStore(dbs, this.tables(), this.cursors());
   }
 
   // ---------------------------------------------------------------- internals
@@ -646,10 +566,11 @@ export class Store implements LocalNode {
     const originSeq = (this.#cursors.get(this.name) ?? 0) + 1;
     this.#cursors.set(this.name, originSeq);
     this.#put(this.#log, seq, [this.name, originSeq, table, id, version, op === 'put' ? 0 : 1, value ?? null, this.#wallClock()]);
-    this.#tail[seq % this.#tail.length] =
+    this.#tail.set(
       value === undefined
         ? { seq, origin: this.name, originSeq, table, id, version, op: 'delete' }
-        : { seq, origin: this.name, originSeq, table, id, version, op: 'put', value };
+        : { seq, origin: this.name, originSeq, table, id, version, op: 'put', value },
+    );
     this.#put(this.#index, [this.name, originSeq], seq);
     this.#dirtyCursors.add(this.name);
     this.#dirtyHead = true;
@@ -658,12 +579,12 @@ export class Store implements LocalNode {
 
   /** Runs inside lmdb-js's batch, just before it commits: joins the same transaction. */
   #flushMeta(): void {
-    for (const origin of this.#dirtyCursors) this.#meta.put(['cursor', origin], this.#cursors.get(origin));
+    for (const origin of this.#dirtyCursors) this.#meta.put(cursorKey(origin), this.#cursors.get(origin));
     for (const table of this.#dirtyTables) {
       const s = this.#tables.get(table) as MutableTableStats;
-      this.#meta.put(['table', table], { count: s.count, digest: Buffer.from(s.digest) });
+      this.#meta.put(tableKey(table), { count: s.count, digest: Buffer.from(s.digest) } satisfies StoredTableStats);
     }
-    if (this.#dirtyHead) this.#meta.put('head', { seq: this.#seq, clock: this.#clock.state() } satisfies Head);
+    if (this.#dirtyHead) this.#meta.put(HEAD_KEY, { seq: this.#seq, clock: this.#clock.state() } satisfies Head);
     this.#dirtyCursors.clear();
     this.#dirtyTables.clear();
     this.#dirtyHead = false;
@@ -695,74 +616,12 @@ export class Store implements LocalNode {
     return 0;
   }
 
+  #logPruneFailure(err: unknown): void {
+    const message = err instanceof Error ? err.message : String(err);
+    this.#logger.warn({ err: message }, 'store: log retention failed; retrying at the next interval');
+  }
+
   #checkOpen(): void {
     if (this.#closed) throw new StoreClosedError();
   }
-
-  #validateKey(table: string, id: unknown): void {
-    if (!isTableName(table)) throw new InvalidTableError(String(table));
-    if (!isRecordId(id)) throw new InvalidRecordError('id must be a non-empty string of at most 512 bytes');
-  }
-
-  #validate(table: string, value: RecordValue): void {
-    if (value === null || typeof value !== 'object' || Array.isArray(value)) {
-      throw new InvalidRecordError('a record must be a JSON object');
-    }
-    this.#validateKey(table, value.id);
-    const problem = unstorable(value, this.#maxDepth, this.#maxDepth);
-    if (problem !== undefined) throw new InvalidRecordError(problem);
-  }
-}
-
-type RecordKey = [table: string, id: string];
-
-/**
- * Records are keyed by `[table, id]`, an lmdb-js array key: ordered by table, then id,
- * and it reads back exactly as written whatever the id holds. (A single string
- * `table \u0000 id` does not: lmdb-js encodes a long string key like an array whose
- * elements are split at U+0000, so such keys came back as arrays.)
- */
-function recordKey(table: string, id: string): RecordKey {
-  return [table, id];
-}
-
-/** The in-memory key of a record staged for commit (table names cannot hold U+0000). */
-function pendingKey(table: string, id: string): string {
-  return `${table}\u0000${id}`;
-}
-
-/** A lone UTF-16 surrogate: JSON can escape one (`"\ud800"`), but it is not Unicode text. */
-const LONE_SURROGATE = /\p{Surrogate}/u;
-
-/**
- * Why a record value would not read back as written, or undefined: nesting deeper than
- * `max` levels; a string or field name with a lone surrogate (UTF-8 — msgpack, LMDB
- * keys — cannot hold one: it comes back as U+FFFD, and two ids differing only there
- * would share a key); a number that is not finite (JSON answers Infinity as null).
- * One walk, bounded by `max`, so it never recurses deeper than the limit.
- */
-function unstorable(v: unknown, max: number, limit: number): string | undefined {
-  if (typeof v === 'string') return LONE_SURROGATE.test(v) ? 'strings must be well-formed Unicode (no lone surrogates)' : undefined;
-  if (typeof v === 'number') return Number.isFinite(v) ? undefined : 'numbers must be finite';
-  if (v === null || typeof v !== 'object') return undefined;
-  if (max <= 0) return `nesting deeper than ${limit} levels`;
-  if (Array.isArray(v)) {
-    for (const child of v) {
-      const p = unstorable(child, max - 1, limit);
-      if (p !== undefined) return p;
-    }
-    return undefined;
-  }
-  for (const [k, child] of Object.entries(v)) {
-    if (LONE_SURROGATE.test(k)) return 'field names must be well-formed Unicode (no lone surrogates)';
-    if (k === '__proto__') return 'field names must not be "__proto__" (it would read back as "__proto_")';
-    const p = unstorable(child, max - 1, limit);
-    if (p !== undefined) return p;
-  }
-  return undefined;
-}
-
-function toEntry(seq: number, e: StoredEntry): LogEntry {
-  const base = { seq, origin: e[0], originSeq: e[1], table: e[2], id: e[3], version: e[4] };
-  return e[5] === 0 && e[6] ? { ...base, op: 'put', value: e[6] } : { ...base, op: 'delete' };
 }

@@ -1,9 +1,10 @@
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import {
   InvalidRecordError,
   InvalidTableError,
   RecordExistsError,
   StoreClosedError,
+  silentLogger,
   type LogEntry,
 } from '@replica/transport-api';
 import { tempStores } from './helpers.js';
@@ -148,6 +149,23 @@ describe('the log', () => {
     expect(s.verify()).toEqual([]);
   });
 
+  it('finds the local seq of an entry by origin and originSeq, own or applied, until it is pruned', async () => {
+    const a = t.open('a');
+    const b = t.open('b', { retention: { maxEntries: 3 } });
+    await a.put('t', { id: 'x' });
+    await a.put('t', { id: 'y' });
+    await b.put('t', { id: 'z' });
+    await b.applyRemote(a.readLog(1, 10));
+    await b.put('t', { id: 'w' });
+    expect([b.seqOf('b', 1), b.seqOf('a', 1), b.seqOf('a', 2), b.seqOf('b', 2)]).toEqual([1, 2, 3, 4]);
+    expect(b.seqOf('a', 3)).toBeUndefined(); // not applied here
+    expect(b.seqOf('c', 1)).toBeUndefined(); // unknown origin
+    expect(a.seqOf('a', 2)).toBe(2);
+    expect(await b.prune()).toBe(1);
+    expect(b.seqOf('b', 1)).toBeUndefined(); // pruned
+    expect(b.seqOf('a', 1)).toBe(2);
+  });
+
   it('prunes by age', async () => {
     let now = 1_000_000;
     const s = t.open('n1', { retention: { maxAgeMs: 1000 }, wallClock: () => now });
@@ -156,6 +174,23 @@ describe('the log', () => {
     for (let i = 0; i < 3; i++) await s.put('t', { id: `new${i}` });
     expect(await s.prune()).toBe(5);
     expect(s.readLog(1, 100).map((e) => e.id)).toEqual(['new0', 'new1', 'new2']);
+  });
+
+  it('logs a failed periodic prune, and tries again at the next interval', async () => {
+    let broken = false;
+    const warnings: [object, string][] = [];
+    const logger = { ...silentLogger, warn: (obj: object, msg: string) => void warnings.push([obj, msg]) };
+    const wallClock = () => {
+      if (broken) throw new Error('no clock');
+      return Date.now();
+    };
+    const s = t.open('n1', { pruneIntervalMs: 5, logger, wallClock });
+    await s.put('t', { id: 'a' });
+    expect(warnings).toEqual([]);
+    broken = true; // retention reads the wall clock first: every periodic prune now fails
+    await vi.waitFor(() => expect(warnings.length).toBeGreaterThanOrEqual(2));
+    expect(warnings[0]).toEqual([{ err: 'no clock' }, 'store: log retention failed; retrying at the next interval']);
+    broken = false;
   });
 
   it('reads back any id exactly, in snapshots and verify too (long ids, U+0000, control characters)', async () => {
