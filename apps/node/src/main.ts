@@ -20,7 +20,9 @@ async function main(): Promise<void> {
   }
 
   mkdirSync(config.dataDir, { recursive: true });
+  const logger = pino({ level: config.logLevel });
   const store = Store.open({
+    logger: logger.child({ component: 'store' }),
     path: config.dataDir,
     nodeName: config.nodeName,
     durability: config.durability,
@@ -28,7 +30,6 @@ async function main(): Promise<void> {
     pruneIntervalMs: config.pruneIntervalMs,
     ...(config.clockOffsetMs !== 0 ? { wallClock: () => Date.now() + config.clockOffsetMs } : {}),
   });
-  const logger = pino({ level: config.logLevel });
   let transport: ReplicationTransport | undefined;
   try {
     transport = transportFromConfig(config.transport, { logger: logger.child({ component: 'replication' }) });

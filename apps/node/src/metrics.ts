@@ -1,20 +1,21 @@
-import type { Store } from '@replica/storage';
+import { Histogram, type HistogramSnapshot, type Store } from '@replica/storage';
 import type { PeerStatus, ReplicationTransport } from '@replica/transport-api';
 
-const BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5];
+/** Upper bounds (s) of the HTTP latency histogram's buckets. */
+const LATENCY_BUCKETS_S = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5];
 
-/** A latency histogram with fixed buckets, in seconds. */
-class Histogram {
-  readonly counts = new Array<number>(BUCKETS.length + 1).fill(0);
-  sum = 0;
-  count = 0;
-  observe(seconds: number): void {
-    let i = 0;
-    while (i < BUCKETS.length && seconds > (BUCKETS[i] as number)) i++;
-    this.counts[i] = (this.counts[i] as number) + 1;
-    this.sum += seconds;
-    this.count++;
+/** Appends a histogram in Prometheus' text form: cumulative `le` buckets, sum and count. */
+function histogramLines(out: string[], name: string, labels: string, h: HistogramSnapshot): void {
+  const sep = labels === '' ? '' : ',';
+  let cum = 0;
+  for (const [i, b] of h.bounds.entries()) {
+    cum += h.counts[i] as number;
+    out.push(`${name}_bucket{${labels}${sep}le="${b}"} ${cum}`);
   }
+  out.push(`${name}_bucket{${labels}${sep}le="+Inf"} ${h.count}`);
+  const plain = labels === '' ? '' : `{${labels}}`;
+  out.push(`${name}_sum${plain} ${h.sum}`);
+  out.push(`${name}_count${plain} ${h.count}`);
 }
 
 /** camelCase → snake_case, for metric names. */
@@ -33,7 +34,7 @@ export class Metrics {
     this.#requests.set(key, (this.#requests.get(key) ?? 0) + 1);
     const lk = `${method}\u0000${route}`;
     let h = this.#latency.get(lk);
-    if (!h) this.#latency.set(lk, (h = new Histogram()));
+    if (!h) this.#latency.set(lk, (h = new Histogram(LATENCY_BUCKETS_S)));
     h.observe(seconds);
   }
 
@@ -53,15 +54,7 @@ export class Metrics {
     family('replica_http_request_duration_seconds', 'histogram', 'HTTP request latency by method and route.');
     for (const [key, h] of this.#latency) {
       const [method, route] = key.split('\u0000') as [string, string];
-      const labels = `method="${method}",route="${esc(route)}"`;
-      let cum = 0;
-      for (const [i, b] of BUCKETS.entries()) {
-        cum += h.counts[i] as number;
-        out.push(`replica_http_request_duration_seconds_bucket{${labels},le="${b}"} ${cum}`);
-      }
-      out.push(`replica_http_request_duration_seconds_bucket{${labels},le="+Inf"} ${h.count}`);
-      out.push(`replica_http_request_duration_seconds_sum{${labels}} ${h.sum}`);
-      out.push(`replica_http_request_duration_seconds_count{${labels}} ${h.count}`);
+      histogramLines(out, 'replica_http_request_duration_seconds', `method="${method}",route="${esc(route)}"`, h.snapshot());
     }
     family('replica_writes_total', 'counter', 'Local writes committed, by operation.');
     for (const [op, n] of this.#writes) out.push(`replica_writes_total{op="${op}"} ${n}`);
@@ -75,14 +68,7 @@ export class Metrics {
 
     const lag = store.lagHistogram();
     family('replica_replication_lag_seconds', 'histogram', 'From the origin writing an entry to its commit here (includes clock offset between hosts).');
-    let cum = 0;
-    for (const [i, b] of lag.bucketsMs.entries()) {
-      cum += lag.counts[i] as number;
-      out.push(`replica_replication_lag_seconds_bucket{le="${b / 1000}"} ${cum}`);
-    }
-    out.push(`replica_replication_lag_seconds_bucket{le="+Inf"} ${lag.count}`);
-    out.push(`replica_replication_lag_seconds_sum ${lag.sumMs / 1000}`);
-    out.push(`replica_replication_lag_seconds_count ${lag.count}`);
+    histogramLines(out, 'replica_replication_lag_seconds', '', { bounds: lag.bucketsMs.map((b) => b / 1000), counts: lag.counts, count: lag.count, sum: lag.sumMs / 1000 });
 
     if (transport) {
       const status = transport.status();

@@ -286,11 +286,6 @@ export class Store implements LocalNode {
     return out;
   }
 
-  seqOf(origin: string, originSeq: number): number | undefined {
-    this.#checkOpen();
-    return this.#index.get([origin, originSeq]);
-  }
-
   logStart(cursors: Cursors): LogStart {
     this.#checkOpen();
     let from = Number.POSITIVE_INFINITY;
