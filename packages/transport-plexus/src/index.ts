@@ -1,2 +1,3 @@
-export { plexusTransport, type PlexusComponents, type PlexusInit, type PlexusPeer, type PlexusTransport } from './transport.js';
+export { plexusTransport, type PlexusTransport } from './transport.js';
+export type { PlexusComponents, PlexusInit, PlexusPeer } from './options.js';
 export { Frame, FrameDecoder, encodeFrame, type FrameType } from './frames.js';

@@ -9,7 +9,6 @@ import {
   decodeBatch,
   encodeBatch,
   silentLogger,
-  type Cursors,
   type LocalNode,
   type LogEntry,
   type LogStart,
@@ -36,45 +35,8 @@ import {
   type Hello,
   type RawFrame,
 } from './frames.js';
-
-export interface PlexusPeer {
-  readonly name: string;
-  readonly host: string;
-  readonly port: number;
-}
-
-/** Settings of a plexus transport. */
-export interface PlexusInit {
-  /** Where this node accepts peer connections. */
-  readonly listen: { readonly host: string; readonly port: number };
-  /** Every node of the cluster; this node's own entry may be listed and is skipped. */
-  readonly peers: readonly PlexusPeer[];
-  /** PEM: the cluster CA, this node's certificate (CN = node name) and its key. */
-  readonly tls: { readonly ca: string | Buffer; readonly cert: string | Buffer; readonly key: string | Buffer };
-  /** Most entries per batch frame. Default 1000. */
-  readonly batchMaxEntries?: number;
-  /** Target size of a batch frame; larger batches are split. Default 1 MiB. */
-  readonly batchMaxBytes?: number;
-  /** Largest frame accepted from a peer; larger closes the connection. Default 32 MiB. */
-  readonly maxFrameBytes?: number;
-  /** Unacknowledged batch frames per peer before the sender waits. Default 32. */
-  readonly maxInFlightFrames?: number;
-  /** Unacknowledged batch bytes per peer before the sender waits. Default 8 MiB. */
-  readonly maxInFlightBytes?: number;
-  /** Ping interval. Default 1000 ms. */
-  readonly heartbeatMs?: number;
-  /** A peer silent this long is disconnected (also the handshake timeout). Default 4000 ms. */
-  readonly deadAfterMs?: number;
-  /** Reconnect backoff: first delay and cap. Defaults 100 ms and 5000 ms (with jitter). */
-  readonly reconnectMinMs?: number;
-  readonly reconnectMaxMs?: number;
-  /** Records per snapshot frame in a merge resync. Default 500. */
-  readonly snapshotBatch?: number;
-}
-
-export interface PlexusComponents {
-  readonly logger?: Logger;
-}
+import { PLEXUS, resolveConfig, type PlexusComponents, type PlexusConfig, type PlexusInit, type PlexusPeer } from './options.js';
+import { markSent, select, selectionOf, startCursors, subscriptionFor, type Selection } from './subscription.js';
 
 /** A plexus transport; `address()` tells where it listens once started (for port 0). */
 export interface PlexusTransport extends ReplicationTransport {
@@ -93,7 +55,7 @@ export interface PlexusTransport extends ReplicationTransport {
  * configured node are accepted.
  */
 export function plexusTransport(init: PlexusInit, components: PlexusComponents = {}): PlexusTransport {
-  return new Plexus(init, components.logger ?? silentLogger);
+  return new Plexus(resolveConfig(init), components.logger ?? silentLogger);
 }
 
 type Counters = Record<
@@ -123,14 +85,6 @@ interface InFlight {
   readonly origins: ReadonlyMap<string, number>;
 }
 
-interface SenderState {
-  readonly exclude: ReadonlySet<string>;
-  readonly cursors: Cursors;
-  readonly recoverUntil: number;
-  /** Highest originSeq sent per origin on this stream. */
-  readonly sent: Map<string, number>;
-}
-
 class Link {
   socket: TLSSocket | undefined;
   /** Hello exchanged: replication runs. */
@@ -138,7 +92,7 @@ class Link {
   certName = '';
   peerHello: Hello | undefined;
   // sender side
-  sub: SenderState | undefined;
+  sub: Selection | undefined;
   restart = false;
   pos = 1;
   /** Entries to read per batch; shrinks when batches come out larger than batchMaxBytes. */
@@ -223,7 +177,7 @@ function rejectionReason(err: { code?: string; message?: string }): string {
 }
 
 class Plexus implements PlexusTransport {
-  readonly kind = 'plexus';
+  readonly kind = PLEXUS;
   #state: State = 'new';
   #node: LocalNode | undefined;
   #server: Server | undefined;
@@ -235,24 +189,13 @@ class Plexus implements PlexusTransport {
   readonly #waiters = new ConfirmationWaiters();
   readonly #rejected: Record<string, number> = {};
   readonly #sockets = new Set<TLSSocket>();
-  readonly #cfg: Required<Omit<PlexusInit, 'listen' | 'peers' | 'tls'>>;
+  readonly #cfg: PlexusConfig;
 
   constructor(
-    private readonly init: PlexusInit,
+    private readonly init: PlexusConfig,
     private readonly log: Logger,
   ) {
-    this.#cfg = {
-      batchMaxEntries: init.batchMaxEntries ?? 1000,
-      batchMaxBytes: init.batchMaxBytes ?? 1024 * 1024,
-      maxFrameBytes: init.maxFrameBytes ?? 32 * 1024 * 1024,
-      maxInFlightFrames: init.maxInFlightFrames ?? 32,
-      maxInFlightBytes: init.maxInFlightBytes ?? 8 * 1024 * 1024,
-      heartbeatMs: init.heartbeatMs ?? 1000,
-      deadAfterMs: init.deadAfterMs ?? 4000,
-      reconnectMinMs: init.reconnectMinMs ?? 100,
-      reconnectMaxMs: init.reconnectMaxMs ?? 5000,
-      snapshotBatch: init.snapshotBatch ?? 500,
-    };
+    this.#cfg = init;
   }
 
   address(): { host: string; port: number } | undefined {
@@ -581,13 +524,7 @@ class Plexus implements PlexusTransport {
       }
       case Frame.subscribe: {
         if (!link.connected) throw new MalformedFrameError('subscribe before hello');
-        const sub = decodeSubscription(f.payload);
-        link.sub = {
-          exclude: new Set(sub.exclude),
-          cursors: sub.cursors,
-          recoverUntil: sub.recoverUntil,
-          sent: new Map(Object.entries(sub.cursors)),
-        };
+        link.sub = selectionOf(decodeSubscription(f.payload));
         link.restart = true;
         link.wake();
         return;
@@ -618,16 +555,14 @@ class Plexus implements PlexusTransport {
   /** Tells the peer what this node wants from it (see {@link Subscription}). */
   #subscribe(link: Link, socket: TLSSocket): void {
     const node = this.#node as LocalNode;
-    const mine = node.cursors();
-    const exclude = [node.name];
-    for (const other of this.#links.values()) if (other !== link && other.connected) exclude.push(other.name);
-    const theirs = link.peerHello?.cursors[node.name] ?? 0;
-    const own = mine[node.name] ?? 0;
-    const recoverUntil = theirs > own ? theirs : 0;
-    if (recoverUntil > 0) {
-      this.log.warn({ peer: link.name, own, theirs }, 'plexus: the peer holds writes of this node that this node lacks; recovering them');
+    const others: string[] = [];
+    for (const other of this.#links.values()) if (other !== link && other.connected) others.push(other.name);
+    const sub = subscriptionFor(node.name, node.cursors(), others, link.peerHello?.cursors[node.name] ?? 0);
+    if (sub.recoverUntil > 0) {
+      const own = sub.cursors[node.name] ?? 0;
+      this.log.warn({ peer: link.name, own, theirs: sub.recoverUntil }, 'plexus: the peer holds writes of this node that this node lacks; recovering them');
     }
-    this.#send(link, socket, encodeControl(Frame.subscribe, { cursors: mine, exclude, recoverUntil }));
+    this.#send(link, socket, encodeControl(Frame.subscribe, sub));
   }
 
   /** Connectivity changed: every other link's subscription (who relays what) changes too. */
@@ -737,7 +672,7 @@ class Plexus implements PlexusTransport {
         link.readSize = this.#cfg.batchMaxEntries;
         link.inflight = [];
         link.inflightBytes = 0;
-        const start = node.logStart(this.#startCursors(link.name, sub, node.cursors()));
+        const start = node.logStart(startCursors(link.name, sub, node.cursors()));
         if (start.kind === 'resync') {
           await this.#resync(link, socket, node, start);
           continue;
@@ -753,7 +688,7 @@ class Plexus implements PlexusTransport {
         await link.wait();
         continue;
       }
-      const out = this.#select(link.name, sub, entries);
+      const out = select(link.name, sub, entries);
       const batch = out.length > 0 ? encodeBatch(out) : undefined;
       if (batch && batch.length > this.#cfg.batchMaxBytes && entries.length > 1) {
         // Too big for one frame: read fewer entries (the window check then applies per frame).
@@ -762,7 +697,7 @@ class Plexus implements PlexusTransport {
       }
       const lastSeq = (entries.at(-1) as LogEntry).seq;
       link.pos = lastSeq + 1;
-      for (const e of out) sub.sent.set(e.origin, e.originSeq);
+      markSent(sub, out);
       if (!batch) {
         if (link.inflight.length === 0) this.#onAck(link, lastSeq);
         else link.inflight.push({ lastSeq, bytes: 0, origins: new Map() });
@@ -771,31 +706,6 @@ class Plexus implements PlexusTransport {
       if (batch.length < this.#cfg.batchMaxBytes / 4) link.readSize = Math.min(this.#cfg.batchMaxEntries, link.readSize * 2);
       this.#sendBatch(link, socket, out, lastSeq, batch);
     }
-  }
-
-  /** Cursors to hand to logStart: excluded origins count as fully delivered. */
-  #startCursors(peer: string, sub: SenderState, mine: Cursors): Record<string, number> {
-    const out: Record<string, number> = {};
-    for (const [origin, have] of Object.entries(mine)) {
-      if (origin === peer) out[origin] = sub.recoverUntil > (sub.cursors[origin] ?? 0) ? (sub.cursors[origin] ?? 0) : have;
-      else if (sub.exclude.has(origin)) out[origin] = have;
-      else out[origin] = sub.cursors[origin] ?? 0;
-    }
-    return out;
-  }
-
-  /** The entries of `entries` this peer's subscription asks for and it was not sent yet. */
-  #select(peer: string, sub: SenderState, entries: readonly LogEntry[]): LogEntry[] {
-    const out: LogEntry[] = [];
-    const sent = new Map<string, number>();
-    for (const e of entries) {
-      const already = sent.get(e.origin) ?? sub.sent.get(e.origin) ?? 0;
-      if (e.originSeq <= already) continue;
-      if (e.origin === peer ? e.originSeq > sub.recoverUntil : sub.exclude.has(e.origin)) continue;
-      sent.set(e.origin, e.originSeq);
-      out.push(e);
-    }
-    return out;
   }
 
   #sendBatch(link: Link, socket: TLSSocket, entries: readonly LogEntry[], lastSeq: number, batch: Uint8Array): void {
