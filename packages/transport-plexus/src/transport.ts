@@ -1,10 +1,7 @@
-import { X509Certificate } from 'node:crypto';
-import { isIP } from 'node:net';
 import { connect, createServer, type Server, type TLSSocket } from 'node:tls';
 import {
   ConfirmationWaiters,
   MalformedFrameError,
-  PeerRejectedError,
   TransportStateError,
   decodeBatch,
   encodeBatch,
@@ -35,6 +32,7 @@ import {
   type Hello,
   type RawFrame,
 } from './frames.js';
+import { Admission } from './admission.js';
 import { PLEXUS, resolveConfig, type PlexusComponents, type PlexusConfig, type PlexusInit, type PlexusPeer } from './options.js';
 import { markSent, select, selectionOf, startCursors, subscriptionFor, type Selection } from './subscription.js';
 
@@ -166,16 +164,6 @@ class Link {
 
 type State = 'new' | 'started' | 'stopped';
 
-/** TLS error codes of refused peers, by the reason we count them under. */
-function rejectionReason(err: { code?: string; message?: string }): string {
-  const s = `${err.code ?? ''} ${err.message ?? ''}`;
-  if (/EXPIRED/i.test(s)) return 'expired';
-  if (/PEER_DID_NOT_RETURN_A_CERTIFICATE|CERTIFICATE_REQUIRED/i.test(s)) return 'noCertificate';
-  if (/UNABLE_TO_VERIFY|UNKNOWN_CA|ISSUER|SELF_SIGNED|SIGNATURE|DECRYPT/i.test(s)) return 'untrustedCertificate';
-  if (/WRONG_VERSION|HTTP_REQUEST|UNSUPPORTED_PROTOCOL|PACKET_LENGTH|RECORD/i.test(s)) return 'notTls';
-  return 'handshakeFailed';
-}
-
 class Plexus implements PlexusTransport {
   readonly kind = PLEXUS;
   #state: State = 'new';
@@ -187,15 +175,16 @@ class Plexus implements PlexusTransport {
   #onAbort: (() => void) | undefined;
   readonly #links = new Map<string, Link>();
   readonly #waiters = new ConfirmationWaiters();
-  readonly #rejected: Record<string, number> = {};
   readonly #sockets = new Set<TLSSocket>();
   readonly #cfg: PlexusConfig;
+  readonly #admission: Admission;
 
   constructor(
     private readonly init: PlexusConfig,
     private readonly log: Logger,
   ) {
     this.#cfg = init;
+    this.#admission = new Admission(init.tls, log);
   }
 
   address(): { host: string; port: number } | undefined {
@@ -205,15 +194,7 @@ class Plexus implements PlexusTransport {
 
   async start(node: LocalNode, opts: StartOptions = {}): Promise<void> {
     if (this.#state !== 'new') throw new TransportStateError(this.kind, this.#state, `cannot start a transport that is ${this.#state}`);
-    let certName: string;
-    try {
-      certName = /(?:^|\n)CN=([^\n]+)/.exec(new X509Certificate(this.init.tls.cert).subject)?.[1] ?? '';
-    } catch (err) {
-      throw new TransportStateError(this.kind, 'new', `TLS certificate cannot be read: ${(err as Error).message}`);
-    }
-    if (certName !== node.name) {
-      throw new TransportStateError(this.kind, 'new', `this node is ${node.name} but its certificate names ${certName || 'nobody'}; peers would refuse it`);
-    }
+    this.#admission.checkOwnName(node.name);
     this.#state = 'started';
     this.#node = node;
     for (const peer of this.init.peers) {
@@ -225,28 +206,13 @@ class Plexus implements PlexusTransport {
     });
     let server: Server;
     try {
-      server = createServer(
-      {
-        ca: this.init.tls.ca,
-        cert: this.init.tls.cert,
-        key: this.init.tls.key,
-        requestCert: true,
-        // Verified in #accepted before a single byte is read, so that a refusal can be
-        // logged and counted with its reason (Node reports a rejected client
-        // certificate to the server only as a reset connection).
-        rejectUnauthorized: false,
-        minVersion: 'TLSv1.3',
-      },
-      (socket) => this.#accepted(socket),
-    );
+      server = createServer(this.#admission.serverOptions(), (socket) => this.#accepted(socket));
     } catch (err) {
       this.#state = 'stopped';
       this.#unsubscribe();
       throw new TransportStateError(this.kind, 'new', `TLS material is not usable: ${(err as Error).message}`);
     }
-    server.on('tlsClientError', (err, socket) => {
-      this.#reject('unknown', rejectionReason(err as { code?: string }), socket.remoteAddress, err);
-    });
+    server.on('tlsClientError', (err, socket) => this.#admission.handshakeFailed(err, socket));
     this.#server = server;
     try {
       await new Promise<void>((resolve, reject) => {
@@ -309,7 +275,7 @@ class Plexus implements PlexusTransport {
         appliedThrough: Object.fromEntries(l.appliedThrough),
       };
     });
-    return { kind: this.kind, started: this.#state === 'started', peers, counters: {}, gauges: {}, refused: { ...this.#rejected } };
+    return { kind: this.kind, started: this.#state === 'started', peers, counters: {}, gauges: {}, refused: this.#admission.refused() };
   }
 
   get state(): State {
@@ -333,30 +299,14 @@ class Plexus implements PlexusTransport {
 
   #dial(link: Link): void {
     if (this.#state !== 'started') return;
-    const { host, port, name } = link.peer;
-    const socket = connect({
-      host,
-      port,
-      servername: isIP(host) ? undefined : host,
-      ca: this.init.tls.ca,
-      cert: this.init.tls.cert,
-      key: this.init.tls.key,
-      minVersion: 'TLSv1.3',
-      // The peer is identified by the node name in its certificate, not by its address.
-      checkServerIdentity: (_host, cert) =>
-        cert.subject?.CN === name ? undefined : new PeerRejectedError(String(cert.subject?.CN), `certificate names ${String(cert.subject?.CN)}, expected ${name}`),
-    });
+    const socket = connect(this.#admission.clientOptions(link.peer));
     this.#track(socket);
     socket.setNoDelay(true);
     link.handshakeTimer = setTimeout(() => socket.destroy(new Error('handshake timed out')), this.#cfg.deadAfterMs);
-    socket.once('secureConnect', () => this.#attach(link, socket, name));
+    socket.once('secureConnect', () => this.#attach(link, socket, link.peer.name));
     socket.on('error', (err: Error & { code?: string }) => {
       if (link.socket === socket) return; // reported by #attach's handler
-      if (err instanceof PeerRejectedError || /CERT|VERIFY|ISSUER|SIGNATURE|SELF_SIGNED/.test(err.code ?? '')) {
-        this.#reject(name, err instanceof PeerRejectedError ? 'wrongName' : rejectionReason(err), `${host}:${port}`, err);
-      } else {
-        this.log.debug({ peer: name, err: err.message }, 'plexus: dial failed');
-      }
+      this.#admission.dialFailed(link.peer, err);
     });
     socket.once('close', () => {
       clearTimeout(link.handshakeTimer);
@@ -379,25 +329,10 @@ class Plexus implements PlexusTransport {
   #accepted(socket: TLSSocket): void {
     this.#track(socket);
     socket.setNoDelay(true);
-    const cert = socket.getPeerCertificate();
-    const name = String(cert?.subject?.CN ?? '');
-    if (!socket.authorized) {
-      const reason = name === '' ? 'noCertificate' : rejectionReason({ code: String(socket.authorizationError) });
-      return this.#reject(name || 'unnamed', reason, socket.remoteAddress, socket.authorizationError, socket);
-    }
-    const link = this.#links.get(name);
-    if (!link) return this.#reject(name || 'unnamed', 'unknownName', socket.remoteAddress, undefined, socket);
-    if (link.dialer) return this.#reject(name, 'wrongDirection', socket.remoteAddress, undefined, socket);
+    const link = this.#admission.admit(socket, this.#links);
+    if (!link) return;
     link.handshakeTimer = setTimeout(() => socket.destroy(new Error('hello timed out')), this.#cfg.deadAfterMs);
-    this.#attach(link, socket, name);
-  }
-
-  #reject(peer: string, reason: string, address: string | undefined, cause?: unknown, socket?: TLSSocket): void {
-    this.#rejected[reason] = (this.#rejected[reason] ?? 0) + 1;
-    const err = new PeerRejectedError(peer, reason, { cause });
-    const detail = cause instanceof Error ? cause.message : cause === undefined ? undefined : String(cause);
-    this.log.warn({ peer, reason, address, detail }, `plexus: refused peer: ${err.message}`);
-    socket?.destroy();
+    this.#attach(link, socket, link.name);
   }
 
   #track(socket: TLSSocket): void {
