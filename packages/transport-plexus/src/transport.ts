@@ -1,6 +1,15 @@
 import { connect, createServer, type Server, type TLSSocket } from 'node:tls';
 import {
+  Backoff,
   ConfirmationWaiters,
+  Lifecycle,
+  SnapshotMerge,
+  TransportState,
+  Wakeup,
+  sendSnapshot,
+  type Cursors,
+  type SnapshotRecord,
+  type SnapshotSink,
   MalformedFrameError,
   TransportStateError,
   decodeBatch,
@@ -104,7 +113,6 @@ class Link {
   applying = false;
   lastReceived = 0;
   // connection management
-  attempt = 0;
   everConnected = false;
   reconnectTimer: NodeJS.Timeout | undefined;
   handshakeTimer: NodeJS.Timeout | undefined;
@@ -128,51 +136,42 @@ class Link {
   };
   /** Highest inFlightBytes since start (a gauge: a high-water mark, not a total). */
   inFlightBytesPeak = 0;
-  #wake: (() => void) | undefined;
-  #woken = false;
+  readonly #wakeup = new Wakeup();
+  readonly backoff: Backoff;
+  /** The merge resync being received on the current connection. */
+  merge: SnapshotMerge;
 
   constructor(
     readonly peer: PlexusPeer,
     readonly dialer: boolean,
-  ) {}
+    cfg: PlexusConfig,
+    node: LocalNode,
+  ) {
+    this.backoff = new Backoff(cfg.reconnectMinMs, cfg.reconnectMaxMs);
+    this.merge = new SnapshotMerge(node);
+  }
 
   get name(): string {
     return this.peer.name;
   }
 
   wake(): void {
-    this.#woken = true;
-    const w = this.#wake;
-    this.#wake = undefined;
-    w?.();
+    this.#wakeup.wake();
   }
 
   /** Resolves at the next wake() (or at once if one came since the last wait). */
   wait(): Promise<void> {
-    if (this.#woken) {
-      this.#woken = false;
-      return Promise.resolve();
-    }
-    return new Promise((resolve) => {
-      this.#wake = () => {
-        this.#woken = false;
-        resolve();
-      };
-    });
+    return this.#wakeup.wait();
   }
 }
 
-type State = 'new' | 'started' | 'stopped';
-
 class Plexus implements PlexusTransport {
   readonly kind = PLEXUS;
-  #state: State = 'new';
+  readonly #lifecycle = new Lifecycle(PLEXUS);
   #node: LocalNode | undefined;
   #server: Server | undefined;
   #heartbeat: NodeJS.Timeout | undefined;
   #unsubscribe: (() => void) | undefined;
-  #signal: AbortSignal | undefined;
-  #onAbort: (() => void) | undefined;
   readonly #links = new Map<string, Link>();
   readonly #waiters = new ConfirmationWaiters();
   readonly #sockets = new Set<TLSSocket>();
@@ -193,13 +192,12 @@ class Plexus implements PlexusTransport {
   }
 
   async start(node: LocalNode, opts: StartOptions = {}): Promise<void> {
-    if (this.#state !== 'new') throw new TransportStateError(this.kind, this.#state, `cannot start a transport that is ${this.#state}`);
-    this.#admission.checkOwnName(node.name);
-    this.#state = 'started';
+    if (this.#lifecycle.state === TransportState.new) this.#admission.checkOwnName(node.name);
+    this.#lifecycle.begin();
     this.#node = node;
     for (const peer of this.init.peers) {
       if (peer.name === node.name || this.#links.has(peer.name)) continue;
-      this.#links.set(peer.name, new Link(peer, node.name < peer.name));
+      this.#links.set(peer.name, new Link(peer, node.name < peer.name, this.#cfg, node));
     }
     this.#unsubscribe = node.onCommit(() => {
       for (const link of this.#links.values()) link.wake();
@@ -208,7 +206,7 @@ class Plexus implements PlexusTransport {
     try {
       server = createServer(this.#admission.serverOptions(), (socket) => this.#accepted(socket));
     } catch (err) {
-      this.#state = 'stopped';
+      this.#lifecycle.end();
       this.#unsubscribe();
       throw new TransportStateError(this.kind, 'new', `TLS material is not usable: ${(err as Error).message}`);
     }
@@ -223,27 +221,18 @@ class Plexus implements PlexusTransport {
         });
       });
     } catch (err) {
-      this.#state = 'stopped';
+      this.#lifecycle.end();
       this.#unsubscribe();
       throw new TransportStateError(this.kind, 'new', `cannot listen on ${this.init.listen.host}:${this.init.listen.port}: ${(err as Error).message}`);
     }
     this.#heartbeat = setInterval(() => this.#tick(), this.#cfg.heartbeatMs);
     for (const link of this.#links.values()) if (link.dialer) this.#dial(link);
-    if (opts.signal) {
-      this.#signal = opts.signal;
-      this.#onAbort = () => void this.stop();
-      opts.signal.addEventListener('abort', this.#onAbort, { once: true });
-    }
+    this.#lifecycle.stopOn(opts.signal, () => this.stop());
     this.log.info({ listen: this.address(), peers: [...this.#links.keys()] }, 'plexus: listening for peers');
   }
 
   async stop(): Promise<void> {
-    if (this.#state !== 'started') {
-      this.#state = 'stopped';
-      return;
-    }
-    this.#state = 'stopped';
-    this.#signal?.removeEventListener('abort', this.#onAbort as () => void);
+    if (!this.#lifecycle.end()) return;
     this.#unsubscribe?.();
     clearInterval(this.#heartbeat);
     const closed = new Promise<void>((resolve) => (this.#server ? this.#server.close(() => resolve()) : resolve()));
@@ -259,7 +248,7 @@ class Plexus implements PlexusTransport {
   }
 
   status(): TransportStatus {
-    const node = this.#state === 'started' ? this.#node : undefined;
+    const node = this.#lifecycle.started ? this.#node : undefined;
     const last = node?.lastSeq() ?? 0;
     const peers: PeerStatus[] = [...this.#links.values()].map((l) => {
       const oldest = node && l.ackedSeq < last ? node.readLog(l.ackedSeq + 1, 1)[0] : undefined;
@@ -275,11 +264,11 @@ class Plexus implements PlexusTransport {
         appliedThrough: Object.fromEntries(l.appliedThrough),
       };
     });
-    return { kind: this.kind, started: this.#state === 'started', peers, counters: {}, gauges: {}, refused: this.#admission.refused() };
+    return { kind: this.kind, started: this.#lifecycle.started, peers, counters: {}, gauges: {}, refused: this.#admission.refused() };
   }
 
-  get state(): State {
-    return this.#state;
+  get state(): TransportState {
+    return this.#lifecycle.state;
   }
 
   peerNames(): readonly string[] {
@@ -292,13 +281,13 @@ class Plexus implements PlexusTransport {
       for (const l of this.#links.values()) if (l.ackedSeq >= seq) n++;
       return n;
     };
-    return this.#waiters.wait(confirmed, count, timeoutMs, () => this.#state === 'started');
+    return this.#waiters.wait(confirmed, count, timeoutMs, () => this.#lifecycle.started);
   }
 
   // ------------------------------------------------------------ connections
 
   #dial(link: Link): void {
-    if (this.#state !== 'started') return;
+    if (!this.#lifecycle.started) return;
     const socket = connect(this.#admission.clientOptions(link.peer));
     this.#track(socket);
     socket.setNoDelay(true);
@@ -315,10 +304,8 @@ class Plexus implements PlexusTransport {
   }
 
   #scheduleReconnect(link: Link): void {
-    if (this.#state !== 'started' || !link.dialer || link.reconnectTimer) return;
-    const base = Math.min(this.#cfg.reconnectMaxMs, this.#cfg.reconnectMinMs * 2 ** link.attempt);
-    const delay = Math.round(base / 2 + (Math.random() * base) / 2);
-    link.attempt = Math.min(link.attempt + 1, 16);
+    if (!this.#lifecycle.started || !link.dialer || link.reconnectTimer) return;
+    const delay = link.backoff.next();
     link.reconnectTimer = setTimeout(() => {
       link.reconnectTimer = undefined;
       if (link.everConnected) link.counters.reconnects++;
@@ -342,7 +329,7 @@ class Plexus implements PlexusTransport {
   }
 
   #attach(link: Link, socket: TLSSocket, certName: string): void {
-    if (this.#state !== 'started') return void socket.destroy();
+    if (!this.#lifecycle.started) return void socket.destroy();
     const old = link.socket;
     if (old && old !== socket) {
       this.log.info({ peer: link.name }, 'plexus: replacing an older connection');
@@ -389,6 +376,7 @@ class Plexus implements PlexusTransport {
     link.inflight = [];
     link.inflightBytes = 0;
     link.queue.length = 0;
+    link.merge = new SnapshotMerge(this.#node as LocalNode);
     clearTimeout(link.handshakeTimer);
     link.wake();
     if (wasConnected) {
@@ -448,7 +436,7 @@ class Plexus implements PlexusTransport {
         }
         link.peerHello = hello;
         link.connected = true;
-        link.attempt = 0;
+        link.backoff.reset();
         link.everConnected = true;
         link.counters.connects++;
         this.log.info({ peer: link.name, certificate: link.certName }, 'plexus: peer connected');
@@ -502,7 +490,7 @@ class Plexus implements PlexusTransport {
 
   /** Connectivity changed: every other link's subscription (who relays what) changes too. */
   #resubscribeAll(except?: Link): void {
-    if (this.#state !== 'started') return;
+    if (!this.#lifecycle.started) return;
     for (const l of this.#links.values()) if (l !== except && l.connected && l.socket) this.#subscribe(l, l.socket);
   }
 
@@ -536,7 +524,7 @@ class Plexus implements PlexusTransport {
       }
     } catch (err) {
       if (err instanceof MalformedFrameError) this.#protocolError(link, socket, err);
-      else if (link.socket === socket && this.#state === 'started') {
+      else if (link.socket === socket && this.#lifecycle.started) {
         this.log.error({ peer: link.name, err: (err as Error).message }, 'plexus: applying a batch failed; closing the connection');
         socket.destroy();
       }
@@ -573,15 +561,15 @@ class Plexus implements PlexusTransport {
         const cursors = decodeCursorsMessage(f.payload);
         link.counters.resyncsReceived++;
         this.log.warn({ peer: link.name, theirCursors: cursors, ourCursors: node.cursors() }, 'plexus: MERGE RESYNC from peer: our cursors fell behind its retained log');
+        link.merge.begin(cursors);
         return;
       }
-      case Frame.snapshot: {
-        await node.mergeSnapshot(decodeSnapshotFrame(f.payload));
+      case Frame.snapshot:
+        await link.merge.records(decodeSnapshotFrame(f.payload));
         return;
-      }
       case Frame.resyncEnd: {
-        const cursors = decodeCursorsMessage(f.payload);
-        await node.adoptCursors(cursors);
+        decodeCursorsMessage(f.payload);
+        await link.merge.end();
         this.log.warn({ peer: link.name, cursors: node.cursors() }, 'plexus: merge resync complete');
         if (link.socket === socket) this.#subscribe(link, socket);
         return;
@@ -596,7 +584,7 @@ class Plexus implements PlexusTransport {
   /** Streams this node's log to the peer on `socket`, as its subscription asks. */
   async #pump(link: Link, socket: TLSSocket): Promise<void> {
     const node = this.#node as LocalNode;
-    while (link.socket === socket && this.#state === 'started') {
+    while (link.socket === socket && this.#lifecycle.started) {
       const sub = link.sub;
       if (!sub) {
         await link.wait();
@@ -663,26 +651,41 @@ class Plexus implements PlexusTransport {
       { peer: link.name, origin: start.origin, needed: start.needed, oldestRetained: start.oldest },
       'plexus: MERGE RESYNC of peer: it needs entries this node pruned; sending a snapshot',
     );
-    const snap = node.snapshot(this.#cfg.snapshotBatch);
-    this.#send(link, socket, encodeControl(Frame.resyncBegin, { cursors: snap.cursors }));
-    let records = 0;
-    for (const batch of snap.batches) {
-      if (link.socket !== socket || this.#state !== 'started') return;
-      records += batch.length;
-      if (!this.#send(link, socket, encodeSnapshotFrame(batch))) {
-        await new Promise<void>((resolve) => {
-          const done = () => {
-            socket.off('drain', done);
-            socket.off('close', done);
-            resolve();
-          };
-          socket.once('drain', done);
-          socket.once('close', done);
-        });
-      }
-    }
-    if (link.socket !== socket) return;
-    this.#send(link, socket, encodeControl(Frame.resyncEnd, { cursors: snap.cursors }));
-    this.log.warn({ peer: link.name, records }, 'plexus: merge resync snapshot sent');
+    const open = () => link.socket === socket && this.#lifecycle.started;
+    const sent = await sendSnapshot(node, this.#cfg.snapshotBatch, new SnapshotFrames(socket, (frame) => this.#send(link, socket, frame)), open);
+    if (sent.complete) this.log.warn({ peer: link.name, records: sent.records }, 'plexus: merge resync snapshot sent');
   }
+}
+
+/** A merge-resync snapshot as frames on a connection: resyncBegin, snapshot…, resyncEnd; paced by the socket's buffer. */
+class SnapshotFrames implements SnapshotSink {
+  constructor(
+    private readonly socket: TLSSocket,
+    private readonly send: (frame: Buffer) => boolean,
+  ) {}
+
+  begin(cursors: Cursors): void {
+    this.send(encodeControl(Frame.resyncBegin, { cursors }));
+  }
+
+  records(batch: readonly SnapshotRecord[]): void | Promise<void> {
+    if (!this.send(encodeSnapshotFrame(batch))) return writable(this.socket);
+  }
+
+  end(cursors: Cursors): void {
+    this.send(encodeControl(Frame.resyncEnd, { cursors }));
+  }
+}
+
+/** Resolves when `socket` drained its buffer or closed. */
+function writable(socket: TLSSocket): Promise<void> {
+  return new Promise<void>((resolve) => {
+    const done = () => {
+      socket.off('drain', done);
+      socket.off('close', done);
+      resolve();
+    };
+    socket.once('drain', done);
+    socket.once('close', done);
+  });
 }
