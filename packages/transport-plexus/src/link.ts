@@ -1,4 +1,4 @@
-import { Backoff, type LocalNode, type PeerStatus } from '@replica/transport-api';
+import { Backoff, type Cursors, type LocalNode, type PeerStatus } from '@replica/transport-api';
 import type { PlexusConfig, PlexusPeer } from './options.js';
 import type { Receiver } from './receiver.js';
 import type { Session } from './session.js';
@@ -88,6 +88,13 @@ export class Link {
   /** New entries in the log: the sender, if any, looks again. */
   wake(): void {
     this.session?.sender.wake();
+  }
+
+  /** The peer announced its cursors (it subscribed with them): it applied at least that much of each origin. */
+  announced(cursors: Cursors): void {
+    for (const [origin, n] of Object.entries(cursors)) {
+      if (n > (this.appliedThrough.get(origin) ?? 0)) this.appliedThrough.set(origin, n);
+    }
   }
 
   /**

@@ -117,9 +117,12 @@ export class Session {
     switch (f.type) {
       case Frame.hello:
         return this.#hello(decodeHello(f.payload));
-      case Frame.subscribe:
+      case Frame.subscribe: {
         if (!this.connected) throw new MalformedFrameError('subscribe before hello');
-        return this.sender.subscribe(decodeSubscription(f.payload));
+        const sub = decodeSubscription(f.payload);
+        this.link.announced(sub.cursors);
+        return this.sender.subscribe(sub);
+      }
       case Frame.ack:
         return this.sender.acked(readNumber(f.payload));
       case Frame.ping:
