@@ -3,6 +3,7 @@ import {
   FrameTooLargeError,
   MalformedFrameError,
   isNodeName,
+  toCursors,
   type Cursors,
   decodeSnapshot,
   encodeSnapshot,
@@ -147,16 +148,6 @@ function unpack(payload: Buffer): Record<string, unknown> {
   return v as Record<string, unknown>;
 }
 
-function cursorsOf(v: unknown): Cursors {
-  if (v === null || typeof v !== 'object' || Array.isArray(v)) throw new MalformedFrameError('cursors are not a map');
-  const out: Record<string, number> = {};
-  for (const [k, n] of Object.entries(v)) {
-    if (!isNodeName(k) || !Number.isSafeInteger(n) || (n as number) < 0) throw new MalformedFrameError(`bad cursor ${k}`);
-    out[k] = n as number;
-  }
-  return out;
-}
-
 export interface Hello {
   readonly protocol: number;
   readonly node: string;
@@ -167,7 +158,7 @@ export function decodeHello(payload: Buffer): Hello {
   const m = unpack(payload);
   if (m['protocol'] !== PROTOCOL) throw new MalformedFrameError(`unsupported protocol ${String(m['protocol'])}`);
   if (!isNodeName(m['node'])) throw new MalformedFrameError('hello without a node name');
-  return { protocol: PROTOCOL, node: m['node'], cursors: cursorsOf(m['cursors']) };
+  return { protocol: PROTOCOL, node: m['node'], cursors: toCursors(m['cursors']) };
 }
 
 /**
@@ -187,11 +178,11 @@ export function decodeSubscription(payload: Buffer): Subscription {
   if (!Array.isArray(exclude) || !exclude.every(isNodeName)) throw new MalformedFrameError('subscription exclude is not a list of node names');
   const recoverUntil = m['recoverUntil'];
   if (!Number.isSafeInteger(recoverUntil) || (recoverUntil as number) < 0) throw new MalformedFrameError('bad recoverUntil');
-  return { cursors: cursorsOf(m['cursors']), exclude, recoverUntil: recoverUntil as number };
+  return { cursors: toCursors(m['cursors']), exclude, recoverUntil: recoverUntil as number };
 }
 
 export function decodeCursorsMessage(payload: Buffer): Cursors {
-  return cursorsOf(unpack(payload)['cursors']);
+  return toCursors(unpack(payload)['cursors']);
 }
 
 export function encodeSnapshotFrame(records: readonly SnapshotRecord[]): Buffer {

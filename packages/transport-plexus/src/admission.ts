@@ -1,0 +1,120 @@
+import { X509Certificate } from 'node:crypto';
+import { isIP } from 'node:net';
+import type { ConnectionOptions, TLSSocket, TlsOptions } from 'node:tls';
+import { PeerRejectedError, TlsFailure, TransportStateError, classifyTlsError, isCertificateFailure, type Logger } from '@replica/transport-api';
+import { PLEXUS, type PlexusInit, type PlexusPeer } from './options.js';
+
+/**
+ * Why a peer connection was refused: the reasons `status().refused` counts under, also
+ * named in logs and docs. A TLS failure, or one of plexus's own checks.
+ */
+export const Refusal = {
+  ...TlsFailure,
+  /** A valid certificate whose CN is no configured node. */
+  unknownName: 'unknownName',
+  /** A configured node connected, but this node is the one that dials it. */
+  wrongDirection: 'wrongDirection',
+} as const;
+export type Refusal = (typeof Refusal)[keyof typeof Refusal];
+
+/**
+ * Who may connect: only peers with a certificate from the cluster CA whose CN names a
+ * configured node, over TLS 1.3, and only in the agreed direction (the node whose name
+ * sorts first dials). Every refusal is logged with its reason and counted.
+ */
+export class Admission {
+  readonly #refused: Partial<Record<Refusal, number>> = {};
+
+  constructor(
+    private readonly tls: PlexusInit['tls'],
+    private readonly log: Logger,
+  ) {}
+
+  /** Refusals so far, by reason. */
+  refused(): Readonly<Record<string, number>> {
+    return { ...this.#refused };
+  }
+
+  /** Throws a {@link TransportStateError} unless this node's certificate names `nodeName` (peers would refuse it). */
+  checkOwnName(nodeName: string): void {
+    let certName: string;
+    try {
+      certName = /(?:^|\n)CN=([^\n]+)/.exec(new X509Certificate(this.tls.cert).subject)?.[1] ?? '';
+    } catch (err) {
+      throw new TransportStateError(PLEXUS, 'new', `TLS certificate cannot be read: ${(err as Error).message}`);
+    }
+    if (certName !== nodeName) {
+      throw new TransportStateError(PLEXUS, 'new', `this node is ${nodeName} but its certificate names ${certName || 'nobody'}; peers would refuse it`);
+    }
+  }
+
+  serverOptions(): TlsOptions {
+    return {
+      ca: this.tls.ca,
+      cert: this.tls.cert,
+      key: this.tls.key,
+      requestCert: true,
+      // Verified in admit() before a single byte is read, so that a refusal can be
+      // logged and counted with its reason (Node reports a rejected client
+      // certificate to the server only as a reset connection).
+      rejectUnauthorized: false,
+      minVersion: 'TLSv1.3',
+    };
+  }
+
+  /** Options to dial `peer`; the connection fails unless its certificate names `peer`. */
+  clientOptions(peer: PlexusPeer): ConnectionOptions {
+    const { host, port, name } = peer;
+    return {
+      host,
+      port,
+      servername: isIP(host) ? undefined : host,
+      ca: this.tls.ca,
+      cert: this.tls.cert,
+      key: this.tls.key,
+      minVersion: 'TLSv1.3',
+      // The peer is identified by the node name in its certificate, not by its address.
+      checkServerIdentity: (_host, cert) =>
+        cert.subject?.CN === name ? undefined : new PeerRejectedError(String(cert.subject?.CN), `certificate names ${String(cert.subject?.CN)}, expected ${name}`),
+    };
+  }
+
+  /** The link an accepted connection belongs to, or undefined once it is refused (and destroyed). */
+  admit<L extends { readonly dialer: boolean }>(socket: TLSSocket, links: ReadonlyMap<string, L>): L | undefined {
+    const cert = socket.getPeerCertificate();
+    const name = String(cert?.subject?.CN ?? '');
+    if (!socket.authorized) {
+      // Node gives the verification error's code here (typed as an Error).
+      const why: unknown = socket.authorizationError;
+      const reason = name === '' ? Refusal.noCertificate : classifyTlsError(typeof why === 'object' && why !== null ? why : { code: why }).failure;
+      this.refuse(name || 'unnamed', reason, socket.remoteAddress, why, socket);
+      return undefined;
+    }
+    const link = links.get(name);
+    if (!link) return void this.refuse(name || 'unnamed', Refusal.unknownName, socket.remoteAddress, undefined, socket);
+    if (link.dialer) return void this.refuse(name, Refusal.wrongDirection, socket.remoteAddress, undefined, socket);
+    return link;
+  }
+
+  /** A client's TLS handshake with this node's server failed. */
+  handshakeFailed(err: Error, socket: TLSSocket): void {
+    this.refuse('unknown', classifyTlsError(err).failure, socket.remoteAddress, err);
+  }
+
+  /** Dialling `peer` failed: a refusal if its certificate is not acceptable, else a passing failure. */
+  dialFailed(peer: PlexusPeer, err: Error): void {
+    const address = `${peer.host}:${peer.port}`;
+    if (err instanceof PeerRejectedError) return this.refuse(peer.name, Refusal.wrongName, address, err);
+    const { failure } = classifyTlsError(err);
+    if (isCertificateFailure(failure)) return this.refuse(peer.name, failure, address, err);
+    this.log.debug({ peer: peer.name, err: err.message }, 'plexus: dial failed');
+  }
+
+  refuse(peer: string, reason: Refusal, address: string | undefined, cause?: unknown, socket?: TLSSocket): void {
+    this.#refused[reason] = (this.#refused[reason] ?? 0) + 1;
+    const err = new PeerRejectedError(peer, reason, { cause });
+    const detail = cause instanceof Error ? cause.message : cause === undefined ? undefined : String(cause);
+    this.log.warn({ peer, reason, address, detail }, `plexus: refused peer: ${err.message}`);
+    socket?.destroy();
+  }
+}

@@ -1,0 +1,186 @@
+import type { TLSSocket } from 'node:tls';
+import {
+  ConfirmationWaiters,
+  Lifecycle,
+  TransportState,
+  type LocalNode,
+  type Logger,
+  type ReplicationTransport,
+  type StartOptions,
+  type TransportStatus,
+} from '@replica/transport-api';
+import { Admission } from './admission.js';
+import { Frame, encodeControl } from './frames.js';
+import { Link } from './link.js';
+import { Mesh, type MeshHost } from './mesh.js';
+import { PLEXUS, type PlexusConfig } from './options.js';
+import { Session, type SessionHost } from './session.js';
+import { subscriptionFor } from './subscription.js';
+
+/**
+ * Direct replication over a full mesh of mutually authenticated TLS 1.3 connections:
+ * one connection per pair of nodes, dialled by the node whose name sorts first.
+ *
+ * Guarantees: each origin's entries reach every peer in origin order, once (the
+ * store's cursors drop duplicates); a peer that was away is caught up from the log,
+ * from its own cursors, or by a merge resync when the log no longer holds what it
+ * needs; while a node is cut off from an origin, its other peers relay that origin's
+ * entries. Only peers with a certificate from the cluster CA whose CN names a
+ * configured node are accepted.
+ */
+export interface PlexusTransport extends ReplicationTransport {
+  /** Where it listens once started (useful with port 0). */
+  address(): { host: string; port: number } | undefined;
+}
+
+/** The composition root: lifecycle, links, and the host of the mesh and of every session. */
+export class Plexus implements PlexusTransport, MeshHost, SessionHost {
+  readonly kind = PLEXUS;
+  readonly #lifecycle = new Lifecycle(PLEXUS);
+  readonly #links = new Map<string, Link>();
+  readonly #waiters = new ConfirmationWaiters();
+  readonly #admission: Admission;
+  readonly #mesh: Mesh;
+  #node: LocalNode | undefined;
+  #unsubscribe: (() => void) | undefined;
+
+  constructor(
+    /** @internal */ readonly config: PlexusConfig,
+    /** @internal */ readonly log: Logger,
+  ) {
+    this.#admission = new Admission(config.tls, log);
+    this.#mesh = new Mesh(config, this.#links, this.#admission, this, log);
+  }
+
+  get state(): TransportState {
+    return this.#lifecycle.state;
+  }
+
+  /** @internal */
+  get running(): boolean {
+    return this.#lifecycle.started;
+  }
+
+  /** @internal The store being replicated; sessions exist only while it is set. */
+  get node(): LocalNode {
+    return this.#node as LocalNode;
+  }
+
+  address(): { host: string; port: number } | undefined {
+    return this.#mesh.address();
+  }
+
+  async start(node: LocalNode, opts: StartOptions = {}): Promise<void> {
+    if (this.#lifecycle.state === TransportState.new) this.#admission.checkOwnName(node.name);
+    this.#lifecycle.begin();
+    this.#node = node;
+    for (const peer of this.config.peers) {
+      if (peer.name === node.name || this.#links.has(peer.name)) continue;
+      this.#links.set(peer.name, new Link(peer, node.name < peer.name, this.config));
+    }
+    const unsubscribe = node.onCommit(() => {
+      for (const link of this.#links.values()) link.wake();
+    });
+    this.#unsubscribe = unsubscribe;
+    try {
+      await this.#mesh.listen();
+    } catch (err) {
+      this.#lifecycle.end();
+      unsubscribe();
+      throw err;
+    }
+    this.#mesh.start();
+    this.#lifecycle.stopOn(opts.signal, () => this.stop());
+    this.log.info({ listen: this.address(), peers: [...this.#links.keys()] }, 'plexus: listening for peers');
+  }
+
+  async stop(): Promise<void> {
+    if (!this.#lifecycle.end()) return;
+    this.#unsubscribe?.();
+    const closed = this.#mesh.close();
+    for (const link of this.#links.values()) link.session?.close('stopped');
+    this.#waiters.notify();
+    await closed;
+  }
+
+  status(): TransportStatus {
+    const started = this.#lifecycle.started;
+    const node = started ? this.#node : undefined; // a stopped node's store may be closed
+    const last = node?.lastSeq() ?? 0;
+    const peers = [...this.#links.values()].map((l) => l.status(node, last));
+    return { kind: this.kind, started, peers, counters: {}, gauges: {}, refused: this.#admission.refused() };
+  }
+
+  peerNames(): readonly string[] {
+    return [...this.#links.keys()];
+  }
+
+  waitForReplicas(seq: number, count: number, timeoutMs: number): Promise<number> {
+    const confirmed = () => {
+      let n = 0;
+      for (const l of this.#links.values()) if (l.ackedSeq >= seq) n++;
+      return n;
+    };
+    return this.#waiters.wait(confirmed, count, timeoutMs, () => this.#lifecycle.started);
+  }
+
+  /** @internal */
+  attach(link: Link, socket: TLSSocket, certName: string, handshakeTimer: NodeJS.Timeout): void {
+    const old = link.session;
+    if (old) {
+      this.log.info({ peer: link.name }, 'plexus: replacing an older connection');
+      old.close('replaced');
+    }
+    link.certName = certName;
+    const session = new Session(link, socket, this, handshakeTimer);
+    link.session = session;
+    session.open();
+  }
+
+  /** @internal */
+  opened(session: Session): void {
+    this.subscribe(session);
+    this.#resubscribeAll(session.link);
+  }
+
+  /** @internal Tells the peer what this node wants from it (see {@link subscriptionFor}). */
+  subscribe(session: Session): void {
+    const node = this.node;
+    const link = session.link;
+    const others: string[] = [];
+    for (const other of this.#links.values()) if (other !== link && other.connected) others.push(other.name);
+    const sub = subscriptionFor(node.name, node.cursors(), others, session.peerHello?.cursors[node.name] ?? 0);
+    if (sub.recoverUntil > 0) {
+      const own = sub.cursors[node.name] ?? 0;
+      this.log.warn({ peer: link.name, own, theirs: sub.recoverUntil }, 'plexus: the peer holds writes of this node that this node lacks; recovering them');
+    }
+    session.send(encodeControl(Frame.subscribe, sub));
+  }
+
+  /** @internal */
+  closed(session: Session, why: string, wasConnected: boolean): void {
+    const link = session.link;
+    link.session = undefined;
+    if (wasConnected && this.running) {
+      link.counters.disconnects++;
+      this.log.info({ peer: link.name, why }, 'plexus: peer disconnected');
+      this.#resubscribeAll();
+    }
+    this.#waiters.notify();
+    if (link.dialer) this.#mesh.scheduleReconnect(link);
+  }
+
+  /** @internal */
+  confirmed(): void {
+    this.#waiters.notify();
+  }
+
+  /** Connectivity changed: every other link's subscription (who relays what) changes too. */
+  #resubscribeAll(except?: Link): void {
+    if (!this.running) return;
+    for (const l of this.#links.values()) {
+      const session = l.session;
+      if (l !== except && session?.connected) this.subscribe(session);
+    }
+  }
+}
