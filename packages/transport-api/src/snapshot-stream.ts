@@ -70,11 +70,20 @@ export class SnapshotMerge implements SnapshotSink {
     this.#changed += await this.node.mergeSnapshot(batch);
   }
 
-  /** Adopts the cursors announced at the beginning (the end repeats them). */
-  async end(): Promise<void> {
-    const cursors = this.#cursors;
-    if (cursors === undefined) throw new MalformedFrameError('snapshot end without a beginning');
+  /**
+   * Adopts the cursors announced at the beginning. An end that repeats them (as plexus
+   * frames do) must repeat them exactly: other cursors are a {@link MalformedFrameError}.
+   */
+  async end(cursors?: Cursors): Promise<void> {
+    const begun = this.#cursors;
+    if (begun === undefined) throw new MalformedFrameError('snapshot end without a beginning');
+    if (cursors !== undefined && !sameCursors(begun, cursors)) throw new MalformedFrameError('snapshot end announces other cursors than its beginning');
     this.#cursors = undefined;
-    await this.node.adoptCursors(cursors);
+    await this.node.adoptCursors(begun);
   }
+}
+
+function sameCursors(a: Cursors, b: Cursors): boolean {
+  const keys = Object.keys(a);
+  return keys.length === Object.keys(b).length && keys.every((k) => a[k] === b[k]);
 }

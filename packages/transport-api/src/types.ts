@@ -163,7 +163,12 @@ export interface TransportStatus {
   readonly counters: Readonly<Record<string, number>>;
   /** Transport-wide current values. */
   readonly gauges: Readonly<Record<string, number>>;
-  /** Peer connections refused, by reason (a {@link TlsFailure} or a transport's own reason): totals that only grow. */
+  /**
+   * Peer connections refused, by reason — a {@link TlsFailure} or a transport's own reason
+   * (an unknown node name, the wrong direction): incoming ones this node turned away, and
+   * dialled ones whose certificate failed this node's checks or that the peer refused with
+   * a TLS alert. Totals that only grow.
+   */
   readonly refused: Readonly<Record<string, number>>;
 }
 

@@ -163,6 +163,17 @@ describe('merge-resync streaming', () => {
     await expect(merge.records(records)).rejects.toBeInstanceOf(MalformedFrameError);
     await expect(merge.end()).rejects.toBeInstanceOf(MalformedFrameError);
   });
+
+  it('an end that repeats the cursors must repeat them exactly', async () => {
+    const to = fakeNode([], {});
+    const merge = new SnapshotMerge(to.node);
+    merge.begin({ a: 5 });
+    await expect(merge.end({ a: 6 })).rejects.toBeInstanceOf(MalformedFrameError);
+    expect(to.adopted()).toBeUndefined();
+    merge.begin({ a: 5 });
+    await merge.end({ a: 5 });
+    expect(to.adopted()).toEqual({ a: 5 });
+  });
 });
 
 describe('cursor codec', () => {
