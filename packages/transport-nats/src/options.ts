@@ -92,6 +92,10 @@ export const SNAPSHOT_SEND_TIMEOUT_MS = 30_000;
 export const ANNOUNCE_INTERVAL_MS = 100;
 /** Cursors are announced at least this often, applied or not: a restarted peer learns them. */
 export const ANNOUNCE_REFRESH_MS = 2000;
+/** How often publishes still waiting for their PubAck are checked for the publish timeout (at most). */
+export const PUBACK_SWEEP_MS = 250;
+/** How long the TLS check of one server may take before it counts as not answering. */
+export const TLS_CHECK_TIMEOUT_MS = 3000;
 /** How long the client may fail to reconnect before the servers are probed for the reason. */
 export const RECONNECT_CHECK_MS = 5000;
 /** While the outage lasts, the servers are probed again this often. */

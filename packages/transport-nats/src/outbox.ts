@@ -21,6 +21,7 @@ interface Waiter {
  * but loses no write; message ids make a retried publish stored once.
  */
 export class Outbox {
+  /** Totals since start(). */
   readonly counters = { published: 0, publishErrors: 0, messagesPublished: 0, ownEntriesSkipped: 0 };
   readonly #wakeup = new Wakeup();
   /** Local seq → writers waiting for the stream to hold it, in commit order. */

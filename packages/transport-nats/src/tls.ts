@@ -3,6 +3,7 @@ import { connect as netConnect, isIP, type Socket } from 'node:net';
 import { connect as tlsConnect, type TLSSocket } from 'node:tls';
 import type { TlsOptions } from 'nats';
 import { TlsFailure, classifyTlsError, isCertificateFailure } from '@replica/transport-api';
+import { TLS_CHECK_TIMEOUT_MS } from './options.js';
 
 /** PEM file paths a node uses for its NATS connections. */
 export interface NatsTlsFiles {
@@ -94,7 +95,7 @@ export function explainConnectError(err: unknown, files: NatsTlsFiles | undefine
  * nats client then only times out, and retries the servers the first one announced,
  * forever. Resolves when a server answered, none offers TLS, or none could be reached.
  */
-export async function checkTls(servers: readonly string[], files: NatsTlsFiles | undefined, auth: { readonly user: string | undefined; readonly pass: string | undefined }, timeoutMs = 3000): Promise<void> {
+export async function checkTls(servers: readonly string[], files: NatsTlsFiles | undefined, auth: { readonly user: string | undefined; readonly pass: string | undefined }, timeoutMs = TLS_CHECK_TIMEOUT_MS): Promise<void> {
   let pem: { ca?: Buffer; cert?: Buffer; key?: Buffer };
   try {
     pem = {
