@@ -154,9 +154,8 @@ class Nats implements NatsTransport {
     const node = started ? run?.node : undefined;
     const connected = started && this.#connection.connected;
     const last = node?.lastSeq() ?? 0;
-    const confirmations = run?.confirmations;
     const peers: PeerStatus[] = [...(run?.discovery?.consumers ?? [])].map((c) => {
-      const ackedSeq = node && confirmations ? confirmations.ackedSeqOf(c.origin) : 0;
+      const ackedSeq = node && run ? run.confirmations.ackedSeqOf(c.origin) : 0;
       const oldest = node && ackedSeq < last ? node.readLog(ackedSeq + 1, 1)[0] : undefined;
       return {
         name: c.origin,
@@ -164,7 +163,7 @@ class Nats implements NatsTransport {
         ackedSeq,
         lagEntries: Math.max(0, last - ackedSeq),
         lagMs: oldest ? Math.max(0, Date.now() - oldest.version[0]) : 0,
-        appliedThrough: confirmations?.appliedThrough(c.origin) ?? {},
+        appliedThrough: run?.confirmations.appliedThrough(c.origin) ?? {},
         counters: { ...c.counters },
         gauges: { ...c.gauges },
         info: { stream: c.stream, consumer: node?.name ?? '' },
@@ -194,7 +193,7 @@ class Nats implements NatsTransport {
   }
 
   waitForReplicas(seq: number, count: number, timeoutMs: number): Promise<number> {
-    return this.#run?.confirmations?.waitForReplicas(seq, count, timeoutMs) ?? Promise.resolve(0);
+    return this.#run?.confirmations.waitForReplicas(seq, count, timeoutMs) ?? Promise.resolve(0);
   }
 }
 
