@@ -1,4 +1,6 @@
 import { createInbox, headers, type NatsConnection, type Subscription } from 'nats';
+import { PUBACK_SWEEP_MS } from './options.js';
+import { Header } from './subjects.js';
 
 interface Pending {
   resolve(): void;
@@ -47,7 +49,7 @@ export class AsyncPublisher {
         this.#pending.delete(id);
         p.reject(new Error(`no PubAck within ${this.timeoutMs} ms`));
       }
-    }, Math.min(250, timeoutMs));
+    }, Math.min(PUBACK_SWEEP_MS, timeoutMs));
   }
 
   /**
@@ -57,8 +59,8 @@ export class AsyncPublisher {
   publish(subject: string, data: Uint8Array, msgId: string, expectedLastMsgId?: string): Promise<void> {
     const id = (this.#next++).toString(36);
     const h = headers();
-    h.set('Nats-Msg-Id', msgId);
-    if (expectedLastMsgId !== undefined) h.set('Nats-Expected-Last-Msg-Id', expectedLastMsgId);
+    h.set(Header.msgId, msgId);
+    if (expectedLastMsgId !== undefined) h.set(Header.expectedLastMsgId, expectedLastMsgId);
     return new Promise((resolve, reject) => {
       this.#pending.set(id, { resolve, reject, at: Date.now() });
       try {

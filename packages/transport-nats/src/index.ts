@@ -1,4 +1,6 @@
-export { natsTransport, splitCredentials, type NatsComponents, type NatsInit, type NatsTransport, type PublishMode } from './transport.js';
+export { natsTransport, type NatsComponents, type NatsTransport } from './transport.js';
+export { PublishMode, type NatsInit } from './options.js';
+export { splitCredentials } from './connection.js';
 export type { NatsTlsFiles } from './tls.js';
 export {
   freePort,

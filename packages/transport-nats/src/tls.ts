@@ -2,6 +2,8 @@ import { readFileSync } from 'node:fs';
 import { connect as netConnect, isIP, type Socket } from 'node:net';
 import { connect as tlsConnect, type TLSSocket } from 'node:tls';
 import type { TlsOptions } from 'nats';
+import { TlsFailure, classifyTlsError, isCertificateFailure } from '@replica/transport-api';
+import { TLS_CHECK_TIMEOUT_MS } from './options.js';
 
 /** PEM file paths a node uses for its NATS connections. */
 export interface NatsTlsFiles {
@@ -26,33 +28,49 @@ export function clientTlsOptions(files: NatsTlsFiles): TlsOptions {
   };
 }
 
-/** Node's codes for a server certificate that no trusted CA signed. */
-const UNTRUSTED = /^(UNABLE_TO_VERIFY_LEAF_SIGNATURE|UNABLE_TO_GET_ISSUER_CERT(_LOCALLY)?|SELF_SIGNED_CERT_IN_CHAIN|DEPTH_ZERO_SELF_SIGNED_CERT|CERT_SIGNATURE_FAILURE)$/;
-/** Node's codes for a certificate that is out of date or names another host. */
-const INVALID = /^(CERT_HAS_EXPIRED|CERT_NOT_YET_VALID|ERR_TLS_CERT_ALTNAME_INVALID)$/;
-/** TLS alerts a server sends when it refuses the client's certificate (or its lack of one). */
-const REFUSED_CLIENT = /ALERT_(BAD_CERTIFICATE|CERTIFICATE_REQUIRED|UNKNOWN_CA|CERTIFICATE_UNKNOWN|UNSUPPORTED_CERTIFICATE|CERTIFICATE_EXPIRED|CERTIFICATE_REVOKED|HANDSHAKE_FAILURE|ACCESS_DENIED)$/;
+/** What a certificate failure of a handshake with a NATS server means for this node. */
+const CertificateProblem = {
+  /** No CA this node trusts signed the server's certificate. */
+  untrustedServer: 'untrustedServer',
+  /** The server's certificate is out of date or names another host. */
+  invalidServer: 'invalidServer',
+  /** The server refused this node's client certificate (or its lack of one) with a TLS alert. */
+  refusedClient: 'refusedClient',
+} as const;
+type CertificateProblem = (typeof CertificateProblem)[keyof typeof CertificateProblem];
 
-/** A TLS error about a certificate: the server's, or this node's (or its lack of one). */
-const isCertificateError = (code: string) => UNTRUSTED.test(code) || INVALID.test(code) || REFUSED_CLIENT.test(code);
+/**
+ * The certificate problem behind a TLS error code, or undefined for any other failure.
+ * A handshake-failure alert from the server counts as a refused client certificate: it
+ * is what servers send when a client certificate does not fit.
+ */
+function certificateProblem(code: string): { readonly problem: CertificateProblem; readonly alert: string } | undefined {
+  // The code only: a message may name a certificate without being about one.
+  const { failure, byPeer, alert = '' } = classifyTlsError({ code });
+  if (byPeer) return isCertificateFailure(failure) || failure === TlsFailure.handshakeFailed ? { problem: CertificateProblem.refusedClient, alert } : undefined;
+  if (failure === TlsFailure.untrustedCertificate) return { problem: CertificateProblem.untrustedServer, alert };
+  if (failure === TlsFailure.expired || failure === TlsFailure.wrongName) return { problem: CertificateProblem.invalidServer, alert };
+  return undefined;
+}
 
 /** What a TLS error means for this node, or undefined when it is not a certificate problem. */
 function describeTlsError(err: { code?: unknown; message?: unknown }, files: NatsTlsFiles | undefined): string | undefined {
-  const code = typeof err.code === 'string' ? err.code : '';
+  const found = certificateProblem(typeof err.code === 'string' ? err.code : '');
   const message = typeof err.message === 'string' ? err.message : '';
-  if (UNTRUSTED.test(code)) {
-    const hint = files?.ca !== undefined ? `it is not signed by the CA in ${files.ca}` : 'no CA file is set, and no CA in Node\'s trust store signed it';
-    return `the server's TLS certificate is not trusted (${message}): ${hint}`;
+  switch (found?.problem) {
+    case undefined:
+      return undefined;
+    case CertificateProblem.untrustedServer: {
+      const hint = files?.ca !== undefined ? `it is not signed by the CA in ${files.ca}` : 'no CA file is set, and no CA in Node\'s trust store signed it';
+      return `the server's TLS certificate is not trusted (${message}): ${hint}`;
+    }
+    case CertificateProblem.invalidServer:
+      return `the server's TLS certificate was refused: ${message}`;
+    case CertificateProblem.refusedClient:
+      return files?.cert !== undefined
+        ? `the server refused this node's TLS client certificate ${files.cert} (TLS alert "${found.alert}"): it must be signed by a CA the server trusts (its tls ca_file) and allow client auth`
+        : `the server requires a TLS client certificate (TLS alert "${found.alert}") and this node has none`;
   }
-  if (INVALID.test(code)) return `the server's TLS certificate was refused: ${message}`;
-  const alert = REFUSED_CLIENT.exec(code);
-  if (alert) {
-    const name = (alert[1] as string).toLowerCase().replaceAll('_', ' ');
-    return files?.cert !== undefined
-      ? `the server refused this node's TLS client certificate ${files.cert} (TLS alert "${name}"): it must be signed by a CA the server trusts (its tls ca_file) and allow client auth`
-      : `the server requires a TLS client certificate (TLS alert "${name}") and this node has none`;
-  }
-  return undefined;
 }
 
 /**
@@ -77,7 +95,7 @@ export function explainConnectError(err: unknown, files: NatsTlsFiles | undefine
  * nats client then only times out, and retries the servers the first one announced,
  * forever. Resolves when a server answered, none offers TLS, or none could be reached.
  */
-export async function checkTls(servers: readonly string[], files: NatsTlsFiles | undefined, auth: { readonly user: string | undefined; readonly pass: string | undefined }, timeoutMs = 3000): Promise<void> {
+export async function checkTls(servers: readonly string[], files: NatsTlsFiles | undefined, auth: { readonly user: string | undefined; readonly pass: string | undefined }, timeoutMs = TLS_CHECK_TIMEOUT_MS): Promise<void> {
   let pem: { ca?: Buffer; cert?: Buffer; key?: Buffer };
   try {
     pem = {
@@ -149,7 +167,7 @@ function tryTls(t: { host: string; port: number }, pem: { ca?: Buffer; cert?: Bu
         reply += d.toString('latin1');
         if (/PONG|-ERR/.test(reply)) done('answered');
       });
-      secure.on('error', (err: Error & { code?: string }) => done(isCertificateError(err.code ?? '') ? err : 'no answer'));
+      secure.on('error', (err: Error & { code?: string }) => done(certificateProblem(err.code ?? '') !== undefined ? err : 'no answer'));
       secure.on('close', gone);
     };
     raw.on('data', onInfo);

@@ -176,6 +176,20 @@ describe('nats transport', () => {
     expect(c.nodes[0]?.tables().t?.count).toBe(5);
   });
 
+  it('a restarted node learns what a quiet peer applied: every node announces its cursors every few seconds', async () => {
+    c = await natsCluster(2, 'per-write');
+    const w = await c.nodes[0]!.put('t', { id: 'a' });
+    await converged(c.nodes, 15_000);
+    const confirmedToN0 = () => c!.nodes[0]?.transport.status().peers[0]?.appliedThrough['n0'];
+    await eventually(() => confirmedToN0() === 1, 10_000, () => JSON.stringify(c!.nodes[0]?.transport.status().peers));
+    await c.stopNode(0);
+    await c.startNode(0);
+    // n1 applies nothing after the restart: only its periodic announcement tells n0.
+    const n0 = c.nodes[0]!;
+    expect(await n0.transport.waitForReplicas?.(w.seq, 1, 10_000)).toBe(1);
+    expect(confirmedToN0()).toBe(1);
+  });
+
   it('with R3 streams and every server in its URL list, a node keeps shipping when its own nats-server is killed', async () => {
     // Each node lists its own server first, then the others; streams keep 3 copies.
     c = await natsCluster(3, 'per-write', (i, servers) => ({

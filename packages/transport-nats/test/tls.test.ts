@@ -1,4 +1,3 @@
-import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { connect as tcpConnect } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -8,18 +7,27 @@ import { connect, type NatsConnection } from 'nats';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Store } from '@replica/storage';
 import { TransportStateError } from '@replica/transport-api';
+import { createCertificateAuthority, createNodeCertificate, type CertificateAuthority } from '@replica/transport-plexus/certs';
 import { converged, eventually, startSuiteCluster, suiteNode, type SuiteCluster } from '@replica/transport-api/testing';
 import { freePort, natsServerConfig, natsTransport, startNatsCluster, startNatsServer, type NatsServer, type NatsTlsFiles, type NatsTransport } from '../src/index.js';
 
-/** openssl: a self-signed CA, and certificates it signs (EC P-256, server and client auth, SANs localhost and 127.0.0.1). */
-function makeCa(dir: string, name: string): void {
-  execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', join(dir, `${name}.key`), '-out', join(dir, `${name}.crt`), '-days', '2', '-subj', `/CN=${name}`, '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign'], { stdio: 'pipe' });
+/** Certificate authorities made by {@link makeCa}, by name. */
+const authorities = new Map<string, CertificateAuthority>();
+
+/** A CA (EC P-256) whose certificate and key are `<dir>/<name>.crt` and `.key`. */
+async function makeCa(dir: string, name: string): Promise<void> {
+  const ca = await createCertificateAuthority(name, 2);
+  authorities.set(name, ca);
+  writeFileSync(join(dir, `${name}.crt`), ca.cert);
+  writeFileSync(join(dir, `${name}.key`), ca.key);
 }
-function makeCert(dir: string, ca: string, name: string): { cert: string; key: string } {
+
+/** A certificate signed by CA `ca` (server and client auth, SANs `name`, localhost and 127.0.0.1), in `<dir>/<name>.crt` and `.key`. */
+async function makeCert(dir: string, ca: string, name: string): Promise<{ cert: string; key: string }> {
+  const issued = await createNodeCertificate(authorities.get(ca) as CertificateAuthority, { name });
   const f = (ext: string) => join(dir, `${name}.${ext}`);
-  execFileSync('openssl', ['req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', f('key'), '-out', f('csr'), '-subj', `/CN=${name}`], { stdio: 'pipe' });
-  writeFileSync(f('ext'), `subjectAltName=DNS:${name},DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth,clientAuth\nbasicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature\n`);
-  execFileSync('openssl', ['x509', '-req', '-in', f('csr'), '-CA', join(dir, `${ca}.crt`), '-CAkey', join(dir, `${ca}.key`), '-CAcreateserial', '-out', f('crt'), '-days', '2', '-extfile', f('ext')], { stdio: 'pipe' });
+  writeFileSync(f('crt'), issued.cert);
+  writeFileSync(f('key'), issued.key);
   return { cert: f('crt'), key: f('key') };
 }
 
@@ -73,12 +81,12 @@ describe('nats transport over TLS', () => {
     root = mkdtempSync(join(tmpdir(), 'replica-nats-tls-'));
     pki = join(root, 'pki');
     mkdirSync(pki);
-    makeCa(pki, 'ca');
-    makeCa(pki, 'other-ca');
+    await makeCa(pki, 'ca');
+    await makeCa(pki, 'other-ca');
     ca = join(pki, 'ca.crt');
     otherCa = join(pki, 'other-ca.crt');
-    const serverCerts = { s0: makeCert(pki, 'ca', 's0'), s1: makeCert(pki, 'ca', 's1') };
-    const node = makeCert(pki, 'ca', 'node');
+    const serverCerts = { s0: await makeCert(pki, 'ca', 's0'), s1: await makeCert(pki, 'ca', 's1') };
+    const node = await makeCert(pki, 'ca', 'node');
     good = { ca, ...node };
     const nats = await startNatsCluster({
       names: ['s0', 's1'],
@@ -206,7 +214,7 @@ describe('nats transport over TLS', () => {
   });
 
   it('fails start() with a client certificate from another CA, and writes nothing', async () => {
-    const rogue = makeCert(pki, 'other-ca', 'rogue');
+    const rogue = await makeCert(pki, 'other-ca', 'rogue');
     const err = await refusedStart({ ca, ...rogue }, /TLS handshake error: tls: failed to verify client certificate/);
     expect(err.message).toMatch(/: the server refused this node's TLS client certificate .*rogue\.crt \(TLS alert "bad certificate"\): it must be signed by a CA the server trusts/);
   });
@@ -237,7 +245,7 @@ describe('nats transport over TLS', () => {
 
   it('logs why it cannot reconnect once its server refuses its client certificate, and ships the writes made meanwhile once that is fixed', async () => {
     const dir = join(root, 'reconnect');
-    const serverCert = makeCert(pki, 'ca', 'solo');
+    const serverCert = await makeCert(pki, 'ca', 'solo');
     const opts = { name: 'solo', clientPort: await freePort(), httpPort: await freePort(), storeDir: join(dir, 'js'), dir };
     let server = await startNatsServer({ ...opts, tls: { ca, ...serverCert, verify: true } });
     const store = Store.open({ path: join(dir, 'store'), nodeName: 'solo', pruneIntervalMs: 0 });
