@@ -13,6 +13,12 @@ export type TransportState = (typeof TransportState)[keyof typeof TransportState
 export class Lifecycle {
   #state: TransportState = TransportState.new;
   #detach: (() => void) | undefined;
+  #resolveStopped: (value: 'stopped') => void = () => {};
+  /**
+   * Resolves once the transport stops: a loop that awaits something which may not end
+   * by itself (a client's iterator, a reply) races it, so stop() can wait for the loop.
+   */
+  readonly stopped = new Promise<'stopped'>((resolve) => (this.#resolveStopped = resolve));
 
   constructor(readonly kind: string) {}
 
@@ -51,6 +57,7 @@ export class Lifecycle {
     this.#state = TransportState.stopped;
     this.#detach?.();
     this.#detach = undefined;
+    this.#resolveStopped('stopped');
     return was === TransportState.started;
   }
 }

@@ -72,6 +72,18 @@ describe('Lifecycle', () => {
     expect(() => l.begin()).toThrow(/cannot start a transport that is stopped/);
   });
 
+  it('`stopped` resolves at the end, for loops that race it', async () => {
+    const l = new Lifecycle('test');
+    l.begin();
+    let ended = false;
+    void l.stopped.then(() => (ended = true));
+    await Promise.resolve();
+    expect(ended).toBe(false);
+    l.end();
+    expect(await l.stopped).toBe('stopped');
+    expect(ended).toBe(true);
+  });
+
   it('a stop before start has nothing to release', () => {
     const l = new Lifecycle('test');
     expect(l.end()).toBe(false);

@@ -1,18 +1,5 @@
-import {
-  ConfirmationWaiters,
-  Lifecycle,
-  SnapshotMerge,
-  TransportStateError,
-  Wakeup,
-  sendSnapshot,
-  type LocalNode,
-  type LogEntry,
-  type PeerStatus,
-  type ReplicationTransport,
-  type StartOptions,
-  type TransportState,
-  type TransportStatus,
-} from '@replica/transport-api';
+import { ConfirmationWaiters, Lifecycle, SnapshotMerge, TransportStateError, Wakeup, sendSnapshot } from '@replica/transport-api';
+import type { LocalNode, LogEntry, PeerStatus, ReplicationTransport, StartOptions, TransportState, TransportStatus } from '@replica/transport-api';
 
 /**
  * An in-process "network" that memory transports join by node name. It is the

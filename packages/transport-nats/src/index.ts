@@ -3,7 +3,6 @@ export { PublishMode, type NatsInit } from './options.js';
 export { splitCredentials } from './connection.js';
 export type { NatsTlsFiles } from './tls.js';
 export {
-  freePort,
   natsServerBinary,
   natsServerConfig,
   startNatsCluster,
@@ -12,3 +11,4 @@ export {
   type NatsServer,
   type NatsServerOptions,
 } from './server.js';
+export { freePort } from '@replica/transport-api/ports';

@@ -1,3 +1,4 @@
+import { withDefaults } from '@replica/transport-api';
 import type { NatsTlsFiles } from './tls.js';
 
 /**
@@ -52,23 +53,26 @@ export interface NatsInit {
 
 // ------------------------------------------------------------ defaults of NatsInit
 
-export const DEFAULT_STREAM_PREFIX = 'REPLICA';
-export const DEFAULT_SUBJECT_PREFIX = 'replica';
-export const DEFAULT_STREAM_MAX_AGE_MS = 7 * 24 * 3600_000;
-/** -1: no byte limit. */
-export const DEFAULT_STREAM_MAX_BYTES = -1;
-export const DEFAULT_STREAM_REPLICAS = 1;
-export const DEFAULT_BATCH_MAX_ENTRIES = 500;
-export const DEFAULT_BATCH_MAX_BYTES = 1024 * 1024;
-export const DEFAULT_MAX_IN_FLIGHT = 256;
-export const DEFAULT_FETCH_BATCH = 256;
-export const DEFAULT_FETCH_EXPIRES_MS = 1000;
+/** The defaults of {@link NatsInit}: one named value per setting. */
+export const NATS_DEFAULTS = Object.freeze({
+  streamPrefix: 'REPLICA',
+  subjectPrefix: 'replica',
+  streamMaxAgeMs: 7 * 24 * 3600_000,
+  /** -1: no byte limit. */
+  streamMaxBytes: -1,
+  streamReplicas: 1,
+  batchMaxEntries: 500,
+  batchMaxBytes: 1024 * 1024,
+  maxInFlight: 256,
+  fetchBatch: 256,
+  fetchExpiresMs: 1000,
+  ackWaitMs: 5000,
+  publishTimeoutMs: 5000,
+  startTimeoutMs: 30_000,
+  discoverIntervalMs: 1000,
+});
 /** The nats client refuses pull requests that expire sooner. */
 export const MIN_FETCH_EXPIRES_MS = 1000;
-export const DEFAULT_ACK_WAIT_MS = 5000;
-export const DEFAULT_PUBLISH_TIMEOUT_MS = 5000;
-export const DEFAULT_START_TIMEOUT_MS = 30_000;
-export const DEFAULT_DISCOVER_INTERVAL_MS = 1000;
 
 // ------------------------------------------------------------ fixed tunables
 
@@ -140,24 +144,12 @@ export interface NatsConfig {
 }
 
 export function resolveOptions(init: NatsInit): NatsConfig {
+  const o = withDefaults(init, NATS_DEFAULTS);
   return Object.freeze({
+    ...o,
     servers: typeof init.servers === 'string' ? [init.servers] : [...init.servers],
-    mode: init.mode,
-    streamPrefix: init.streamPrefix ?? DEFAULT_STREAM_PREFIX,
-    subjectPrefix: init.subjectPrefix ?? DEFAULT_SUBJECT_PREFIX,
     placement: init.placement,
-    streamMaxAgeMs: init.streamMaxAgeMs ?? DEFAULT_STREAM_MAX_AGE_MS,
-    streamMaxBytes: init.streamMaxBytes ?? DEFAULT_STREAM_MAX_BYTES,
-    streamReplicas: init.streamReplicas ?? DEFAULT_STREAM_REPLICAS,
-    batchMaxEntries: init.batchMaxEntries ?? DEFAULT_BATCH_MAX_ENTRIES,
-    batchMaxBytes: init.batchMaxBytes ?? DEFAULT_BATCH_MAX_BYTES,
-    maxInFlight: init.maxInFlight ?? DEFAULT_MAX_IN_FLIGHT,
-    fetchBatch: init.fetchBatch ?? DEFAULT_FETCH_BATCH,
-    fetchExpiresMs: Math.max(MIN_FETCH_EXPIRES_MS, init.fetchExpiresMs ?? DEFAULT_FETCH_EXPIRES_MS),
-    ackWaitMs: init.ackWaitMs ?? DEFAULT_ACK_WAIT_MS,
-    publishTimeoutMs: init.publishTimeoutMs ?? DEFAULT_PUBLISH_TIMEOUT_MS,
-    startTimeoutMs: init.startTimeoutMs ?? DEFAULT_START_TIMEOUT_MS,
-    discoverIntervalMs: init.discoverIntervalMs ?? DEFAULT_DISCOVER_INTERVAL_MS,
+    fetchExpiresMs: Math.max(MIN_FETCH_EXPIRES_MS, o.fetchExpiresMs),
     tls: init.tls,
   });
 }

@@ -34,9 +34,9 @@ export class OriginConsumer {
   #reposition = true;
   #lastRepositionMs = 0;
   /** Totals since this process found the stream. */
-  readonly counters = { redeliveries: 0, messagesFetched: 0, entriesApplied: 0, entriesDeferred: 0, resyncs: 0, repositions: 0 };
+  readonly counters = { messagesFetched: 0, entriesApplied: 0, entriesDeferred: 0, resyncs: 0, repositions: 0 };
   /** As the broker last reported them. */
-  readonly gauges = { consumerPending: 0, consumerAckPending: 0 };
+  readonly gauges = { consumerPending: 0, consumerAckPending: 0, consumerRedelivered: 0 };
 
   constructor(
     readonly origin: string,
@@ -68,7 +68,8 @@ export class OriginConsumer {
       const ci = await this.#consumer.info(true);
       this.gauges.consumerPending = ci.num_pending;
       this.gauges.consumerAckPending = ci.num_ack_pending;
-      this.counters.redeliveries = ci.num_redelivered;
+      // the broker's count for the current consumer: it starts again when the consumer is re-created
+      this.gauges.consumerRedelivered = ci.num_redelivered;
     } catch (err) {
       this.ctx.log.debug({ origin: this.origin, err: (err as Error).message }, 'nats: cannot read the consumer state; the consume loop reports why');
     }

@@ -56,8 +56,6 @@ class Nats implements NatsTransport {
   readonly mode: PublishMode;
   readonly #lifecycle = new Lifecycle(this.kind);
   readonly #connection: BrokerConnection;
-  #halt: () => void = () => {};
-  readonly #stopped = new Promise<'stopped'>((resolve) => (this.#halt = () => resolve('stopped')));
   readonly #loops: Promise<void>[] = [];
   #run: Running | undefined;
   #unsubscribe: (() => void) | undefined;
@@ -82,7 +80,7 @@ class Nats implements NatsTransport {
       names: new Names(node.name, this.cfg),
       log: this.log,
       lifecycle: this.#lifecycle,
-      stopped: this.#stopped,
+      stopped: this.#lifecycle.stopped,
       track: (loop) => void this.#loops.push(loop),
     };
     const run: Running = (this.#run = {
@@ -111,7 +109,7 @@ class Nats implements NatsTransport {
   async #startOn(nc: NatsConnection, ctx: NatsContext, run: Running, opts: StartOptions): Promise<void> {
     const { node, cfg, log } = ctx;
     const { outbox, confirmations } = run;
-    ctx.track(this.#connection.watch(this.#stopped, () => outbox.wake()));
+    ctx.track(this.#connection.watch(this.#lifecycle.stopped, () => outbox.wake()));
     const starting: StartStep = (what, step) => whileStarting(what, step, { timeoutMs: cfg.startTimeoutMs, open: () => this.#lifecycle.started, log });
     const admin = new StreamAdmin(await starting('reaching JetStream', () => nc.jetstreamManager()), cfg, ctx.names);
     const js = nc.jetstream({ timeout: cfg.publishTimeoutMs });
@@ -141,10 +139,9 @@ class Nats implements NatsTransport {
     run?.discovery?.stop();
     run?.confirmations.stop();
     run?.outbox.close();
-    this.#halt();
     await this.#connection.close();
     // The client's status and fetch iterators do not always end on close; the loops
-    // race them against #stopped, so every loop is finished here.
+    // race them against the lifecycle's `stopped`, so every loop is finished here.
     await Promise.allSettled(this.#loops);
   }
 

@@ -1,4 +1,4 @@
-import type { Logger } from '@replica/transport-api';
+import { withDefaults, type Logger } from '@replica/transport-api';
 
 /** The transport's `kind`, also the `kind` of the errors it raises. */
 export const PLEXUS = 'plexus';
@@ -19,24 +19,24 @@ export interface PlexusInit {
   readonly peers: readonly PlexusPeer[];
   /** PEM: the cluster CA, this node's certificate (CN = node name) and its key. */
   readonly tls: { readonly ca: string | Buffer; readonly cert: string | Buffer; readonly key: string | Buffer };
-  /** Most entries per batch frame. Default {@link DEFAULT_BATCH_MAX_ENTRIES}. */
+  /** Most entries per batch frame. Default {@link PLEXUS_DEFAULTS}.batchMaxEntries. */
   readonly batchMaxEntries?: number;
-  /** Target size of a batch frame; larger batches are split. Default {@link DEFAULT_BATCH_MAX_BYTES}. */
+  /** Target size of a batch frame; larger batches are split. Default {@link PLEXUS_DEFAULTS}.batchMaxBytes. */
   readonly batchMaxBytes?: number;
-  /** Largest frame accepted from a peer; larger closes the connection. Default {@link DEFAULT_MAX_FRAME_BYTES}. */
+  /** Largest frame accepted from a peer; larger closes the connection. Default {@link PLEXUS_DEFAULTS}.maxFrameBytes. */
   readonly maxFrameBytes?: number;
-  /** Unacknowledged batch frames per peer before the sender waits. Default {@link DEFAULT_MAX_IN_FLIGHT_FRAMES}. */
+  /** Unacknowledged batch frames per peer before the sender waits. Default {@link PLEXUS_DEFAULTS}.maxInFlightFrames. */
   readonly maxInFlightFrames?: number;
-  /** Unacknowledged batch bytes per peer before the sender waits. Default {@link DEFAULT_MAX_IN_FLIGHT_BYTES}. */
+  /** Unacknowledged batch bytes per peer before the sender waits. Default {@link PLEXUS_DEFAULTS}.maxInFlightBytes. */
   readonly maxInFlightBytes?: number;
-  /** Ping interval. Default {@link DEFAULT_HEARTBEAT_MS}. */
+  /** Ping interval. Default {@link PLEXUS_DEFAULTS}.heartbeatMs. */
   readonly heartbeatMs?: number;
-  /** A peer silent this long is disconnected (also the handshake timeout). Default {@link DEFAULT_DEAD_AFTER_MS}. */
+  /** A peer silent this long is disconnected (also the handshake timeout). Default {@link PLEXUS_DEFAULTS}.deadAfterMs. */
   readonly deadAfterMs?: number;
-  /** Reconnect backoff: first delay and cap (with jitter). Defaults {@link DEFAULT_RECONNECT_MIN_MS} and {@link DEFAULT_RECONNECT_MAX_MS}. */
+  /** Reconnect backoff: first delay and cap (with jitter). Defaults {@link PLEXUS_DEFAULTS}.reconnectMinMs and {@link PLEXUS_DEFAULTS}.reconnectMaxMs. */
   readonly reconnectMinMs?: number;
   readonly reconnectMaxMs?: number;
-  /** Records per snapshot frame in a merge resync. Default {@link DEFAULT_SNAPSHOT_BATCH}. */
+  /** Records per snapshot frame in a merge resync. Default {@link PLEXUS_DEFAULTS}.snapshotBatch. */
   readonly snapshotBatch?: number;
 }
 
@@ -44,35 +44,24 @@ export interface PlexusComponents {
   readonly logger?: Logger;
 }
 
-export const DEFAULT_BATCH_MAX_ENTRIES = 1000;
-export const DEFAULT_BATCH_MAX_BYTES = 1024 * 1024;
-export const DEFAULT_MAX_FRAME_BYTES = 32 * 1024 * 1024;
-export const DEFAULT_MAX_IN_FLIGHT_FRAMES = 32;
-export const DEFAULT_MAX_IN_FLIGHT_BYTES = 8 * 1024 * 1024;
-export const DEFAULT_HEARTBEAT_MS = 1000;
-export const DEFAULT_DEAD_AFTER_MS = 4000;
-export const DEFAULT_RECONNECT_MIN_MS = 100;
-export const DEFAULT_RECONNECT_MAX_MS = 5000;
-export const DEFAULT_SNAPSHOT_BATCH = 500;
+/** The defaults of {@link PlexusInit}: one named value per setting. */
+export const PLEXUS_DEFAULTS = Object.freeze({
+  batchMaxEntries: 1000,
+  batchMaxBytes: 1024 * 1024,
+  maxFrameBytes: 32 * 1024 * 1024,
+  maxInFlightFrames: 32,
+  maxInFlightBytes: 8 * 1024 * 1024,
+  heartbeatMs: 1000,
+  deadAfterMs: 4000,
+  reconnectMinMs: 100,
+  reconnectMaxMs: 5000,
+  snapshotBatch: 500,
+});
 
 /** {@link PlexusInit} with every default filled in; frozen. */
 export type PlexusConfig = Readonly<Required<PlexusInit>>;
 
 /** Fills in the defaults once, at construction. */
 export function resolveConfig(init: PlexusInit): PlexusConfig {
-  return Object.freeze({
-    listen: init.listen,
-    peers: init.peers,
-    tls: init.tls,
-    batchMaxEntries: init.batchMaxEntries ?? DEFAULT_BATCH_MAX_ENTRIES,
-    batchMaxBytes: init.batchMaxBytes ?? DEFAULT_BATCH_MAX_BYTES,
-    maxFrameBytes: init.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES,
-    maxInFlightFrames: init.maxInFlightFrames ?? DEFAULT_MAX_IN_FLIGHT_FRAMES,
-    maxInFlightBytes: init.maxInFlightBytes ?? DEFAULT_MAX_IN_FLIGHT_BYTES,
-    heartbeatMs: init.heartbeatMs ?? DEFAULT_HEARTBEAT_MS,
-    deadAfterMs: init.deadAfterMs ?? DEFAULT_DEAD_AFTER_MS,
-    reconnectMinMs: init.reconnectMinMs ?? DEFAULT_RECONNECT_MIN_MS,
-    reconnectMaxMs: init.reconnectMaxMs ?? DEFAULT_RECONNECT_MAX_MS,
-    snapshotBatch: init.snapshotBatch ?? DEFAULT_SNAPSHOT_BATCH,
-  });
+  return withDefaults(init, PLEXUS_DEFAULTS);
 }

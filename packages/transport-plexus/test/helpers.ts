@@ -1,24 +1,14 @@
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Store } from '@replica/storage';
+import { freePort } from '@replica/transport-api/ports';
 import type { Logger } from '@replica/transport-api';
 import { startSuiteCluster, suiteNode, type SuiteCluster, type SuiteNode } from '@replica/transport-api/testing';
 import { createCertificateAuthority, createNodeCertificate, type CertificateAuthority, type Credentials } from '../src/certs.js';
 import { plexusTransport, type PlexusInit, type PlexusPeer, type PlexusTransport } from '../src/index.js';
 
-/** A port that was free a moment ago on 127.0.0.1. */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
+export { freePort };
 
 export interface ClusterCerts {
   readonly ca: CertificateAuthority;
