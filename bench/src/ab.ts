@@ -95,21 +95,16 @@ async function main(): Promise<number> {
     const of = (s: Side) => s.runs.filter((r) => key(r) === k);
     const [b, a] = [of(sides[0] as Side), of(sides[1] as Side)];
     const rate = (rs: RunFigures[]) => median(rs.map((r) => r.replicatedPerSec));
-    const cpu = (rs: RunFigures[]) => median(rs.map((r) => r.cpuSecPer1kWrites.nodes + r.cpuSecPer1kWrites.brokers));
-    return {
-      run: k,
-      before: { replicatedPerSec: b.map((r) => r.replicatedPerSec), cpuSecPer1k: cpu(b), verified: b.every((r) => r.verified) },
-      after: { replicatedPerSec: a.map((r) => r.replicatedPerSec), cpuSecPer1k: cpu(a), verified: a.every((r) => r.verified) },
-      ratio: rate(a) / rate(b),
-      cpuRatio: cpu(a) / cpu(b),
-    };
+    const cpus = (rs: RunFigures[]) => rs.map((r) => Number((r.cpuSecPer1kWrites.nodes + r.cpuSecPer1kWrites.brokers).toFixed(3)));
+    const side = (rs: RunFigures[]) => ({ replicatedPerSec: rs.map((r) => r.replicatedPerSec), cpuSecPer1k: cpus(rs), verified: rs.every((r) => r.verified) });
+    return { run: k, before: side(b), after: side(a), ratio: rate(a) / rate(b), cpuRatio: median(cpus(a)) / median(cpus(b)) };
   });
   const lines = [
     `before: ${sides[0]?.dir} (${[...new Set(sides[0]?.sha)].join(', ')}); after: ${sides[1]?.dir} (${[...new Set(sides[1]?.sha)].join(', ')}); ${rounds} alternating rounds of compare ${compareArgs.join(' ')}`,
     '',
-    '| run | before replicated/s | after replicated/s | after/before (medians) | CPU s per 1k writes before → after |',
+    '| run | before replicated/s | after replicated/s | after/before (medians) | CPU s per 1k writes, before → after |',
     '|---|---|---|---|---|',
-    ...rows.map((r) => `| ${r.run} | ${r.before.replicatedPerSec.map((x) => fmt(x)).join(', ')} | ${r.after.replicatedPerSec.map((x) => fmt(x)).join(', ')} | ${fmt(r.ratio, 3)} | ${fmt(r.before.cpuSecPer1k, 3)} → ${fmt(r.after.cpuSecPer1k, 3)} (×${fmt(r.cpuRatio, 3)}) |`),
+    ...rows.map((r) => `| ${r.run} | ${r.before.replicatedPerSec.map((x) => fmt(x)).join(', ')} | ${r.after.replicatedPerSec.map((x) => fmt(x)).join(', ')} | ${fmt(r.ratio, 3)} | ${r.before.cpuSecPer1k.map((x) => fmt(x, 3)).join(', ')} → ${r.after.cpuSecPer1k.map((x) => fmt(x, 3)).join(', ')} (medians ×${fmt(r.cpuRatio, 3)}) |`),
   ];
   process.stdout.write(`${lines.join('\n')}\n${JSON.stringify({ rounds, compareArgs, sha: { before: sides[0]?.sha, after: sides[1]?.sha }, rows })}\n`);
   const allVerified = rows.every((r) => r.before.verified && r.after.verified);

@@ -75,8 +75,8 @@ async function main(): Promise<void> {
     app.log.info({ node: config.nodeName, transport: config.transport.kind, address, dataDir: config.dataDir }, 'replica node listening');
   } catch (err) {
     app.log.fatal({ err }, 'startup failed');
-    await transport?.stop().catch(() => {});
-    await store.close().catch(() => {});
+    await transport?.stop().catch((e: unknown) => app.log.error({ err: e }, 'stopping the transport after the failed start failed too'));
+    await store.close().catch((e: unknown) => app.log.error({ err: e }, 'closing the store after the failed start failed too'));
     process.exit(1);
   }
 }
