@@ -77,7 +77,11 @@ describe('security', () => {
       while ((await rejected(n2, reason)) === was && Date.now() < deadline) await sleep(50);
       expect(await rejected(n2, reason), `${reason} counted`).toBe(was + 1);
     }
-    const log = readFileSync(c.nodes[1]?.logFile as string, 'utf8');
+    // The node counts a refusal before its log line reaches the file (pino writes asynchronously).
+    const logged = () => readFileSync(c.nodes[1]?.logFile as string, 'utf8');
+    const logDeadline = Date.now() + 5000;
+    while (!cases.every(([reason]) => logged().includes(`"reason":"${reason}"`)) && Date.now() < logDeadline) await sleep(50);
+    const log = logged();
     for (const [reason] of cases) expect(log, `${reason} logged`).toContain(`"reason":"${reason}"`);
     expect(await snapshot(c)).toEqual(before);
     // the real peers never noticed
