@@ -2,11 +2,13 @@ import { mkdirSync } from 'node:fs';
 import { pino } from 'pino';
 import { Store } from '@replica/storage';
 import { ConfigError, type ReplicationTransport } from '@replica/transport-api';
+import type { PlexusTransport } from '@replica/transport-plexus';
 import { buildApp } from './app.js';
 import { loadConfig, type Config } from './config.js';
+import { reloadTlsOnChange } from './tls-reload.js';
 import { transportFromConfig } from './transport.js';
 
-/** Starts one node from the environment; stops cleanly on SIGTERM/SIGINT. */
+/** Starts one node from the environment; stops cleanly on SIGTERM/SIGINT; a plexus node re-reads its TLS files on SIGHUP and when they change. */
 async function main(): Promise<void> {
   let config: Config;
   try {
@@ -40,6 +42,7 @@ async function main(): Promise<void> {
   }
   const app = buildApp(config, { store, transport, logger });
 
+  let stopTlsWatch: (() => void) | undefined;
   let stopping: Promise<void> | undefined;
   const shutdown = (signal: string) => {
     stopping ??= (async () => {
@@ -52,6 +55,7 @@ async function main(): Promise<void> {
       // Keep-alive connections go idle as their last request finishes; close them then,
       // or server.close() would wait for clients to hang up.
       const idle = setInterval(() => app.server.closeIdleConnections(), 50);
+      stopTlsWatch?.();
       try {
         await app.close();
         clearInterval(idle);
@@ -71,6 +75,9 @@ async function main(): Promise<void> {
 
   try {
     await transport?.start(store);
+    if (config.transport.kind === 'plexus' && transport && 'reloadTls' in transport) {
+      stopTlsWatch = reloadTlsOnChange(config.transport.tls, transport as PlexusTransport, logger.child({ component: 'replication' }));
+    }
     const address = await app.listen({ host: config.host, port: config.port });
     app.log.info({ node: config.nodeName, transport: config.transport.kind, address, dataDir: config.dataDir }, 'replica node listening');
   } catch (err) {

@@ -1,8 +1,8 @@
-import { X509Certificate } from 'node:crypto';
 import { isIP } from 'node:net';
-import type { ConnectionOptions, TLSSocket, TlsOptions } from 'node:tls';
-import { PeerRejectedError, TlsFailure, TransportStateError, classifyTlsError, isCertificateFailure, type Logger } from '@replica/transport-api';
-import { PLEXUS, type PlexusInit, type PlexusPeer } from './options.js';
+import type { ConnectionOptions, SecureContextOptions, TLSSocket, TlsOptions } from 'node:tls';
+import { ConfigError, PeerRejectedError, TlsFailure, classifyTlsError, isCertificateFailure, type Logger } from '@replica/transport-api';
+import type { PlexusPeer } from './options.js';
+import { checkTlsMaterial, type TlsMaterial, type TlsValidity } from './tls-material.js';
 
 /**
  * Why a peer connection was refused: the reasons `status().refused` counts under, also
@@ -24,41 +24,52 @@ export type Refusal = (typeof Refusal)[keyof typeof Refusal];
  */
 export class Admission {
   readonly #refused: Partial<Record<Refusal, number>> = {};
+  /** The material connections are made with from now on (replaced by {@link replaceTls}). */
+  #tls: TlsMaterial;
+  #validity: TlsValidity | undefined;
 
   constructor(
-    private readonly tls: PlexusInit['tls'],
+    tls: TlsMaterial,
     private readonly log: Logger,
-  ) {}
+  ) {
+    this.#tls = tls;
+  }
+
+  /** When this node's certificate and its first CA expire; undefined before the material was checked. */
+  get validity(): TlsValidity | undefined {
+    return this.#validity;
+  }
+
+  /**
+   * Checks `tls` for node `nodeName` and, if usable, makes it the material of every
+   * connection made from now on. Throws a {@link ConfigError} listing the problems
+   * otherwise, and the material in use stays.
+   */
+  replaceTls(tls: TlsMaterial, nodeName: string): void {
+    const { problems, validity } = checkTlsMaterial(tls, nodeName);
+    if (problems.length > 0 || !validity) throw new ConfigError(problems.map((p) => `TLS: ${p}`));
+    this.#tls = tls;
+    this.#validity = validity;
+  }
 
   /** Refusals so far, by reason. */
   refused(): Readonly<Record<string, number>> {
     return { ...this.#refused };
   }
 
-  /** Throws a {@link TransportStateError} unless this node's certificate names `nodeName` (peers would refuse it). */
-  checkOwnName(nodeName: string): void {
-    let certName: string;
-    try {
-      certName = /(?:^|\n)CN=([^\n]+)/.exec(new X509Certificate(this.tls.cert).subject)?.[1] ?? '';
-    } catch (err) {
-      throw new TransportStateError(PLEXUS, 'new', `TLS certificate cannot be read: ${(err as Error).message}`);
-    }
-    if (certName !== nodeName) {
-      throw new TransportStateError(PLEXUS, 'new', `this node is ${nodeName} but its certificate names ${certName || 'nobody'}; peers would refuse it`);
-    }
+  /** What a TLS context is made of: the material in use, TLS 1.3 only. */
+  contextOptions(): SecureContextOptions {
+    return { ca: this.#tls.ca, cert: this.#tls.cert, key: this.#tls.key, minVersion: 'TLSv1.3' };
   }
 
   serverOptions(): TlsOptions {
     return {
-      ca: this.tls.ca,
-      cert: this.tls.cert,
-      key: this.tls.key,
+      ...this.contextOptions(),
       requestCert: true,
       // Verified in admit() before a single byte is read, so that a refusal can be
       // logged and counted with its reason (Node reports a rejected client
       // certificate to the server only as a reset connection).
       rejectUnauthorized: false,
-      minVersion: 'TLSv1.3',
     };
   }
 
@@ -69,10 +80,7 @@ export class Admission {
       host,
       port,
       servername: isIP(host) ? undefined : host,
-      ca: this.tls.ca,
-      cert: this.tls.cert,
-      key: this.tls.key,
-      minVersion: 'TLSv1.3',
+      ...this.contextOptions(),
       // The peer is identified by the node name in its certificate, not by its address.
       checkServerIdentity: (_host, cert) =>
         cert.subject?.CN === name ? undefined : new PeerRejectedError(String(cert.subject?.CN), `certificate names ${String(cert.subject?.CN)}, expected ${name}`),

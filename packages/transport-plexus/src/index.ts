@@ -3,7 +3,7 @@ import { resolveConfig, type PlexusComponents, type PlexusInit } from './options
 import { Plexus, type PlexusTransport } from './plexus.js';
 
 export type { PlexusComponents, PlexusInit, PlexusPeer } from './options.js';
-export type { PlexusTransport } from './plexus.js';
+export { CERTIFICATE_WARNING_MS, type PlexusTransport } from './plexus.js';
 export { Frame, FrameDecoder, encodeFrame, type FrameType } from './frames.js';
 
 /**

@@ -60,6 +60,11 @@ export class Mesh {
     }
   }
 
+  /** Accepted connections use the admission's material from now on (dials read it at each dial). */
+  useContext(): void {
+    this.#server?.setSecureContext(this.admission.contextOptions());
+  }
+
   /** Starts the heartbeat and dials every peer this node dials. */
   start(): void {
     this.#heartbeat = setInterval(() => this.#tick(), this.config.heartbeatMs);

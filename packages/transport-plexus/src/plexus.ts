@@ -3,6 +3,8 @@ import {
   ConfirmationWaiters,
   Lifecycle,
   TransportState,
+  TransportStateError,
+  type ConfigError,
   type LocalNode,
   type Logger,
   type ReplicationTransport,
@@ -13,7 +15,7 @@ import { Admission } from './admission.js';
 import { Frame, encodeControl } from './frames.js';
 import { Link } from './link.js';
 import { Mesh, type MeshHost } from './mesh.js';
-import { PLEXUS, type PlexusConfig } from './options.js';
+import { PLEXUS, type PlexusConfig, type PlexusInit } from './options.js';
 import { Session, type SessionHost } from './session.js';
 import { subscriptionFor } from './subscription.js';
 
@@ -31,7 +33,21 @@ import { subscriptionFor } from './subscription.js';
 export interface PlexusTransport extends ReplicationTransport {
   /** Where it listens once started (useful with port 0). */
   address(): { host: string; port: number } | undefined;
+  /**
+   * Replaces the TLS material of a started transport without a restart (a rotated
+   * certificate, a CA file holding an old and a new CA during a rollover): connections
+   * made from now on, dialled or accepted, use it; live connections keep streaming until
+   * they reconnect. Material that is not usable (unreadable, a certificate naming another
+   * node, a key that does not belong to it, no CA in the file that signed it) is refused
+   * with a {@link ConfigError} listing why, and the material in use stays.
+   */
+  reloadTls(tls: PlexusInit['tls']): void;
 }
+
+/** How long before a certificate expires the transport starts warning. */
+export const CERTIFICATE_WARNING_MS = 14 * 24 * 3600_000;
+/** How often expiry is checked while running. */
+const EXPIRY_CHECK_MS = 12 * 3600_000;
 
 /** The composition root: lifecycle, links, and the host of the mesh and of every session. */
 export class Plexus implements PlexusTransport, MeshHost, SessionHost {
@@ -43,6 +59,7 @@ export class Plexus implements PlexusTransport, MeshHost, SessionHost {
   readonly #mesh: Mesh;
   #node: LocalNode | undefined;
   #unsubscribe: (() => void) | undefined;
+  #expiryCheck: NodeJS.Timeout | undefined;
 
   constructor(
     /** @internal */ readonly config: PlexusConfig,
@@ -71,7 +88,13 @@ export class Plexus implements PlexusTransport, MeshHost, SessionHost {
   }
 
   async start(node: LocalNode, opts: StartOptions = {}): Promise<void> {
-    if (this.#lifecycle.state === TransportState.new) this.#admission.checkOwnName(node.name);
+    if (this.#lifecycle.state === TransportState.new) {
+      try {
+        this.#admission.replaceTls(this.config.tls, node.name);
+      } catch (err) {
+        throw new TransportStateError(PLEXUS, 'new', `TLS material is not usable: ${(err as ConfigError).problems.join('; ')}`);
+      }
+    }
     this.#lifecycle.begin();
     this.#node = node;
     for (const peer of this.config.peers) {
@@ -90,6 +113,9 @@ export class Plexus implements PlexusTransport, MeshHost, SessionHost {
       throw err;
     }
     this.#mesh.start();
+    this.#warnIfExpiring();
+    this.#expiryCheck = setInterval(() => this.#warnIfExpiring(), EXPIRY_CHECK_MS);
+    this.#expiryCheck.unref();
     this.#lifecycle.stopOn(opts.signal, () => this.stop());
     this.log.info({ listen: this.address(), peers: [...this.#links.keys()] }, 'plexus: listening for peers');
   }
@@ -97,6 +123,7 @@ export class Plexus implements PlexusTransport, MeshHost, SessionHost {
   async stop(): Promise<void> {
     if (!this.#lifecycle.end()) return;
     this.#unsubscribe?.();
+    clearInterval(this.#expiryCheck);
     const closed = this.#mesh.close();
     for (const link of this.#links.values()) link.session?.close('stopped');
     this.#waiters.notify();
@@ -108,7 +135,31 @@ export class Plexus implements PlexusTransport, MeshHost, SessionHost {
     const node = started ? this.#node : undefined; // a stopped node's store may be closed
     const last = node?.lastSeq() ?? 0;
     const peers = [...this.#links.values()].map((l) => l.status(node, last));
-    return { kind: this.kind, started, peers, counters: {}, gauges: {}, refused: this.#admission.refused() };
+    const validity = this.#admission.validity;
+    const now = Date.now();
+    const gauges = validity ? { tlsCertificateExpirySeconds: Math.round((validity.certificateNotAfter - now) / 1000), tlsCaExpirySeconds: Math.round((validity.caNotAfter - now) / 1000) } : {};
+    return { kind: this.kind, started, peers, counters: {}, gauges, refused: this.#admission.refused() };
+  }
+
+  reloadTls(tls: PlexusInit['tls']): void {
+    if (!this.#lifecycle.started) throw new TransportStateError(PLEXUS, this.#lifecycle.state, 'TLS material can be reloaded only while the transport runs');
+    this.#admission.replaceTls(tls, this.node.name);
+    this.#mesh.useContext();
+    this.log.info({ expiresAt: new Date(this.#admission.validity?.certificateNotAfter ?? 0).toISOString() }, 'plexus: TLS material reloaded; new connections use it');
+    this.#warnIfExpiring();
+  }
+
+  /** Logs a warning from {@link CERTIFICATE_WARNING_MS} before this node's certificate or a CA expires, an error once one has. */
+  #warnIfExpiring(): void {
+    const v = this.#admission.validity;
+    if (!v) return;
+    const now = Date.now();
+    for (const [what, notAfter] of [['certificate', v.certificateNotAfter], ['CA certificate', v.caNotAfter]] as const) {
+      const left = notAfter - now;
+      const at = new Date(notAfter).toISOString();
+      if (left <= 0) this.log.error({ expiredAt: at }, `plexus: this node's ${what} has expired; peers refuse it: rotate it`);
+      else if (left < CERTIFICATE_WARNING_MS) this.log.warn({ expiresAt: at, days: Math.floor(left / 86_400_000) }, `plexus: this node's ${what} expires soon: rotate it`);
+    }
   }
 
   peerNames(): readonly string[] {
