@@ -1,6 +1,7 @@
 // Security checks against running multi-process clusters: every intruder is refused,
 // counted, and changes no data anywhere.
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { connect as tcpConnect } from 'node:net';
 import { connect as tlsConnect, type ConnectionOptions } from 'node:tls';
 import { connect as natsConnect } from 'nats';
@@ -88,6 +89,64 @@ describe('security', () => {
     const after = insertLoad(c, { targets: () => [0, 1, 2], prefix: 't', concurrency: 6, maxWrites: 60, maxMs: 20_000 });
     await after.done;
     await checkConverged(c, { acked: [...seed.acked, ...after.acked] });
+  });
+
+  it('plexus rolls its CA over and rotates every certificate under writes, with no restart; a malformed file changes nothing', async () => {
+    const ca1 = await createCertificateAuthority('ca-old');
+    const c = (cluster = await startCluster({ nodes: 3, transport: 'plexus', ca: ca1 }));
+    // Writes go to n1 and n2 throughout (n3 restarts at the end), and replicate to all three.
+    const load = insertLoad(c, { targets: () => [0, 1], prefix: 'r', concurrency: 6, maxWrites: 4000, maxMs: 40_000 });
+    const certs = join(c.dir, 'certs');
+    const logOf = (i: number) => readFileSync(c.nodes[i]?.logFile as string, 'utf8');
+    const count = (text: string, msg: string) => text.split('\n').filter((l) => l.includes(`"msg":"${msg}"`)).length;
+    const reloads = (i: number) => count(logOf(i), 'TLS files reloaded');
+    /** Sends SIGHUP to every node and waits until each logged one more successful reload. */
+    const hangupAll = async (nodes: readonly number[]) => {
+      const before = nodes.map(reloads);
+      for (const i of nodes) process.kill(c.nodes[i]?.pid as number, 'SIGHUP');
+      const deadline = Date.now() + 10_000;
+      while (nodes.some((i, k) => reloads(i) <= (before[k] as number)) && Date.now() < deadline) await sleep(50);
+      for (const [k, i] of nodes.entries()) expect(reloads(i), `${c.nodes[i]?.name} reloaded`).toBeGreaterThan(before[k] as number);
+    };
+    await sleep(500);
+    const ackedBefore = load.acked.length;
+
+    // 1. Every node trusts the old and the new CA, each still with its old certificate.
+    const ca2 = await createCertificateAuthority('ca-new');
+    writeFileSync(join(certs, 'ca.crt'), `${ca1.cert}\n${ca2.cert}`);
+    await hangupAll([0, 1, 2]);
+    // 2. Every node takes a certificate of the new CA.
+    for (const n of c.nodes) {
+      const next = await createNodeCertificate(ca2, { name: n.name, hosts: ['localhost', '127.0.0.1'] });
+      writeFileSync(join(certs, `${n.name}.key`), next.key);
+      writeFileSync(join(certs, `${n.name}.crt`), next.cert);
+    }
+    await hangupAll([0, 1, 2]);
+    // A malformed replacement: refused and logged with the reason; the node serves on with what it has.
+    writeFileSync(join(certs, `${c.nodes[0]?.name}.crt`), 'not a certificate');
+    process.kill(c.nodes[0]?.pid as number, 'SIGHUP');
+    const refusedAt = Date.now() + 10_000;
+    while (count(logOf(0), 'TLS files not reloaded: the material in use stays') === 0 && Date.now() < refusedAt) await sleep(50);
+    expect(logOf(0)).toMatch(/"msg":"TLS files not reloaded: the material in use stays"/);
+    expect(logOf(0)).toMatch(/the certificate cannot be read/);
+    // 3. The old CA is dropped everywhere.
+    writeFileSync(join(certs, 'ca.crt'), ca2.cert);
+    await hangupAll([1, 2]);
+    const ackedRotated = load.acked.length;
+    expect(ackedRotated, 'writes were acknowledged while the material changed').toBeGreaterThan(ackedBefore);
+
+    // New connections work with the new material only: n3 restarts from its files (new CA only).
+    await c.kill(2);
+    await c.restart(2);
+    await c.waitConnected(20_000);
+    await load.done;
+    expect(load.acked.length, 'writes went on after the rotation').toBeGreaterThan(ackedRotated);
+    expect(load.failed(), 'writes refused during the rotation').toBe(0);
+    await checkConverged(c, { acked: load.acked });
+    for (const n of c.nodes) {
+      expect(await rejected(n.url, 'untrustedCertificate'), `${n.name} refused no peer`).toBe(0);
+      expect(await rejected(n.url, 'refusedCertificate'), `${n.name} was refused by no peer`).toBe(0);
+    }
   });
 
   it('nats with auth refuses clients and routes without credentials; no data changes', async () => {
