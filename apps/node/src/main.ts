@@ -2,13 +2,12 @@ import { mkdirSync } from 'node:fs';
 import { pino } from 'pino';
 import { Store } from '@replica/storage';
 import { ConfigError, type ReplicationTransport } from '@replica/transport-api';
-import type { PlexusTransport } from '@replica/transport-plexus';
 import { buildApp } from './app.js';
 import { loadConfig, type Config } from './config.js';
 import { reloadTlsOnChange } from './tls-reload.js';
 import { transportFromConfig } from './transport.js';
 
-/** Starts one node from the environment; stops cleanly on SIGTERM/SIGINT; a plexus node re-reads its TLS files on SIGHUP and when they change. */
+/** Starts one node from the environment; stops cleanly on SIGTERM/SIGINT; a node re-reads its TLS files on SIGHUP and when they change. */
 async function main(): Promise<void> {
   let config: Config;
   try {
@@ -75,9 +74,7 @@ async function main(): Promise<void> {
 
   try {
     await transport?.start(store);
-    if (config.transport.kind === 'plexus' && transport && 'reloadTls' in transport) {
-      stopTlsWatch = reloadTlsOnChange(config.transport.tls, transport as PlexusTransport, logger.child({ component: 'replication' }));
-    }
+    if (transport) stopTlsWatch = reloadTlsOnChange(config.transport, transport, logger.child({ component: 'replication' }));
     const address = await app.listen({ host: config.host, port: config.port });
     app.log.info({ node: config.nodeName, transport: config.transport.kind, address, dataDir: config.dataDir }, 'replica node listening');
   } catch (err) {

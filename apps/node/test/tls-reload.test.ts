@@ -15,6 +15,12 @@ function recorder() {
   return { lines, debug: at('debug'), info: at('info'), warn: at('warn'), error: at('error') };
 }
 
+/** Delivers SIGHUP to this process's handlers, then lets the reload (a promise chain, no I/O wait) finish: it is done after the microtasks, before setImmediate. */
+async function hangup(): Promise<void> {
+  process.emit('SIGHUP', 'SIGHUP');
+  await new Promise((r) => setImmediate(r));
+}
+
 describe('TLS files re-read while a plexus node runs', () => {
   const cleanup: (() => Promise<void> | void)[] = [];
   afterEach(async () => {
@@ -39,7 +45,8 @@ describe('TLS files re-read while a plexus node runs', () => {
       await store.close();
     });
     const log = recorder();
-    const stop = reloadTlsOnChange(paths, transport, log);
+    const config = { kind: 'plexus', listen: { host: '127.0.0.1', port: 0 }, peers: [], tls: paths } as const;
+    const stop = reloadTlsOnChange(config, transport, log) as () => void;
     cleanup.push(stop);
     const expiryDays = () => Math.round((transport.status().gauges['tlsCertificateExpirySeconds'] ?? 0) / 86_400);
     expect(expiryDays()).toBe(100);
@@ -48,13 +55,13 @@ describe('TLS files re-read while a plexus node runs', () => {
     const second = await createNodeCertificate(ca, { name: 'n0', notAfter: days(200) });
     writeFileSync(paths.cert, second.cert);
     writeFileSync(paths.key, second.key);
-    process.emit('SIGHUP', 'SIGHUP');
+    await hangup();
     expect(expiryDays()).toBe(200);
     expect(log.lines.at(-1)).toMatchObject({ level: 'info', msg: 'TLS files reloaded', obj: { why: 'SIGHUP' } });
 
     // A broken replacement: logged with the reason, the material in use stays.
     writeFileSync(paths.cert, 'not a certificate');
-    process.emit('SIGHUP', 'SIGHUP');
+    await hangup();
     expect(log.lines.at(-1)).toMatchObject({ level: 'error', msg: 'TLS files not reloaded: the material in use stays' });
     expect(String(log.lines.at(-1)?.obj['err'])).toMatch(/the certificate cannot be read/);
     expect(expiryDays()).toBe(200);

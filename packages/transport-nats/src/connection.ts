@@ -1,5 +1,7 @@
 import { connect, type NatsConnection } from 'nats';
-import { TransportStateError, type Lifecycle, type Logger } from '@replica/transport-api';
+import { readFileSync } from 'node:fs';
+import { createSecureContext } from 'node:tls';
+import { ConfigError, TransportStateError, type Lifecycle, type Logger } from '@replica/transport-api';
 import { CONNECT_TIMEOUT_MS, PING_INTERVAL_MS, RECONNECT_CHECK_MS, RECONNECT_RECHECK_MS, RECONNECT_WAIT_MS, type NatsConfig } from './options.js';
 import { checkTls, clientTlsOptions, explainConnectError } from './tls.js';
 
@@ -152,6 +154,34 @@ export class BrokerConnection {
   /** Whether the outage the reconnect check looks into is over (or no longer matters). */
   #recovered(): boolean {
     return !this.lifecycle.started || this.#up;
+  }
+
+  /**
+   * Reconnects so that the client reads its TLS files again (it reads them at every
+   * connect). The files are checked first: unusable ones (unreadable, a key that does
+   * not match), or ones every reachable server refuses, are a {@link ConfigError} saying
+   * why, and the connection in use is left alone.
+   */
+  async reloadTls(): Promise<void> {
+    const files = this.cfg.tls;
+    if (!files) throw new ConfigError(['NATS_TLS_*: this node does not use TLS to NATS; there is nothing to reload']);
+    try {
+      createSecureContext({
+        ...(files.ca !== undefined ? { ca: readFileSync(files.ca) } : {}),
+        ...(files.cert !== undefined && files.key !== undefined ? { cert: readFileSync(files.cert), key: readFileSync(files.key) } : {}),
+      });
+    } catch (err) {
+      throw new ConfigError([`NATS TLS files: ${(err as Error).message}`]);
+    }
+    try {
+      await checkTls(this.#servers, files, this.#auth);
+    } catch (err) {
+      throw new ConfigError([`NATS TLS files: ${explainConnectError(err, files)}`]);
+    }
+    const nc = this.#nc;
+    if (!nc || nc.isClosed()) throw new TransportStateError(this.lifecycle.kind, this.lifecycle.state, 'not connected to NATS');
+    this.log.info({ servers: this.#servers }, 'nats: TLS files checked; reconnecting to use them');
+    await nc.reconnect();
   }
 
   /** Closes the connection; the client does not reconnect any more. */

@@ -29,6 +29,14 @@ export interface NatsComponents {
 /** A NATS transport; `shipped(seq)` is what per-write mode makes writes wait for. */
 export interface NatsTransport extends ReplicationTransport {
   readonly mode: PublishMode;
+  /**
+   * Makes a started transport use its TLS files as they are now (a rotated client
+   * certificate, a new CA file), without a restart: the files are checked, then the
+   * client reconnects and reads them (publishes in flight are retried from the log, as
+   * after any reconnect). Files that cannot be used, or that every reachable server
+   * refuses, are a {@link ConfigError} saying why, and the connection in use stays.
+   */
+  reloadTls(): Promise<void>;
 }
 
 /**
@@ -191,6 +199,11 @@ class Nats implements NatsTransport {
 
   waitForReplicas(seq: number, count: number, timeoutMs: number): Promise<number> {
     return this.#run?.confirmations.waitForReplicas(seq, count, timeoutMs) ?? Promise.resolve(0);
+  }
+
+  async reloadTls(): Promise<void> {
+    if (!this.#lifecycle.started) throw new TransportStateError(this.kind, this.#lifecycle.state, 'TLS files can be reloaded only while the transport runs');
+    await this.#connection.reloadTls();
   }
 }
 

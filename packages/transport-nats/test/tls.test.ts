@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { connect, type NatsConnection } from 'nats';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Store } from '@replica/storage';
-import { TransportStateError } from '@replica/transport-api';
+import { ConfigError, TransportStateError } from '@replica/transport-api';
 import { createCertificateAuthority, createNodeCertificate, type CertificateAuthority } from '@replica/transport-plexus/certs';
 import { converged, eventually, startSuiteCluster, suiteNode, type SuiteCluster } from '@replica/transport-api/testing';
 import { freePort, natsServerConfig, natsTransport, startNatsCluster, startNatsServer, type NatsServer, type NatsTlsFiles, type NatsTransport } from '../src/index.js';
@@ -279,6 +279,53 @@ describe('nats transport over TLS', () => {
       await store.close();
       await server.stop();
     }
+  });
+
+  it('uses rotated TLS files after reloadTls() without a restart, and refuses files it cannot use, keeping its connection', async () => {
+    const dir = join(root, 'reload');
+    mkdirSync(dir, { recursive: true });
+    const serverCert = await makeCert(pki, 'ca', 'reload-server');
+    // The server trusts client certificates of both CAs (a rollover); the node starts with one of the first.
+    const clientCas = join(dir, 'client-cas.crt');
+    writeFileSync(clientCas, `${readFileSync(ca, 'utf8')}\n${readFileSync(otherCa, 'utf8')}`);
+    const server = await startNatsServer({ name: 'reload', clientPort: await freePort(), httpPort: await freePort(), storeDir: join(dir, 'js'), dir, tls: { ca: clientCas, ...serverCert, verify: true } });
+    const files = { ca, cert: join(dir, 'node.crt'), key: join(dir, 'node.key') };
+    writeFileSync(files.cert, readFileSync(good.cert as string));
+    writeFileSync(files.key, readFileSync(good.key as string));
+    const store = Store.open({ path: join(dir, 'store'), nodeName: 'solo', pruneIntervalMs: 0 });
+    const t = natsTransport({ servers: server.url, mode: 'per-write', tls: files });
+    const counter = (name: string) => t.status().counters[name] ?? 0;
+    try {
+      await t.start(store);
+      await store.put('t', { id: 'before' });
+      await eventually(() => counter('published') === 1, 10_000, () => JSON.stringify(t.status().counters));
+
+      // A client certificate of the other CA: checked, then the client reconnects with it.
+      const next = await createNodeCertificate(authorities.get('other-ca') as CertificateAuthority, { name: 'node' });
+      writeFileSync(files.key, next.key);
+      writeFileSync(files.cert, next.cert);
+      await t.reloadTls();
+      await eventually(() => counter('reconnects') === 1, 10_000, () => JSON.stringify(t.status().counters));
+      await store.put('t', { id: 'after-rotation' });
+      await eventually(() => counter('published') === 2, 10_000, () => JSON.stringify(t.status().counters));
+
+      // Unusable files, and a certificate the server refuses: said why, no reconnect.
+      writeFileSync(files.cert, 'not a certificate');
+      await expect(t.reloadTls()).rejects.toThrow(ConfigError);
+      const foreign = await createNodeCertificate(await createCertificateAuthority('third-ca', 2), { name: 'node' });
+      writeFileSync(files.key, foreign.key);
+      writeFileSync(files.cert, foreign.cert);
+      await expect(t.reloadTls()).rejects.toThrow(/the server refused this node's TLS client certificate/);
+      expect(counter('disconnects')).toBe(1);
+      await store.put('t', { id: 'after-refusals' });
+      await eventually(() => counter('published') === 3, 10_000, () => JSON.stringify(t.status().counters));
+      expect(counter('reconnects')).toBe(1);
+    } finally {
+      await t.stop();
+      await store.close();
+      await server.stop();
+    }
+    await expect(t.reloadTls()).rejects.toThrow(/only while the transport runs/);
   });
 
   it('writes server configs with client verification and route TLS, and without them as before', () => {
