@@ -9,3 +9,4 @@ export { Backoff, backoffDelay } from './backoff.js';
 export { SnapshotMerge, sendSnapshot, type SnapshotSent, type SnapshotSink } from './snapshot-stream.js';
 export { TlsFailure, classifyTlsError, isCertificateFailure, type TlsFailureInfo } from './tls-failure.js';
 export { withDefaults } from './options.js';
+export { peerLag } from './lag.js';

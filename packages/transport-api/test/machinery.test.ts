@@ -8,6 +8,7 @@ import {
   TransportStateError,
   Wakeup,
   backoffDelay,
+  peerLag,
   classifyTlsError,
   decodeCursors,
   encodeCursors,
@@ -218,5 +219,20 @@ describe('TLS failure classification', () => {
   it('says when the other side refused with an alert, and which', () => {
     expect(classifyTlsError({ code: 'ERR_SSL_TLSV1_ALERT_UNKNOWN_CA' })).toEqual({ failure: TlsFailure.untrustedCertificate, byPeer: true, alert: 'unknown ca' });
     expect(classifyTlsError({ code: 'UNABLE_TO_VERIFY_LEAF_SIGNATURE' }).byPeer).toBe(false);
+  });
+});
+
+describe('peerLag', () => {
+  const node = (last: number, wallOf: (seq: number) => number) =>
+    ({ lastSeq: () => last, readLog: (from: number) => (from <= last ? [{ seq: from, version: [wallOf(from), 0, 'a'] }] : []) }) as unknown as LocalNode;
+
+  it('counts the entries after ackedSeq and the age of the oldest of them', () => {
+    expect(peerLag(node(10, (seq) => 1000 + seq), 7, 2000)).toEqual({ lagEntries: 3, lagMs: 992 });
+  });
+
+  it('is zero when caught up, when an entry is dated later than now (clock skew), and for a stopped transport', () => {
+    expect(peerLag(node(10, () => 0), 10, 2000)).toEqual({ lagEntries: 0, lagMs: 0 });
+    expect(peerLag(node(10, () => 5000), 9, 2000)).toEqual({ lagEntries: 1, lagMs: 0 });
+    expect(peerLag(undefined, 3, 2000)).toEqual({ lagEntries: 0, lagMs: 0 });
   });
 });

@@ -1,4 +1,4 @@
-import { ConfirmationWaiters, Lifecycle, SnapshotMerge, TransportStateError, Wakeup, sendSnapshot } from '@replica/transport-api';
+import { ConfirmationWaiters, Lifecycle, SnapshotMerge, TransportStateError, Wakeup, peerLag, sendSnapshot } from '@replica/transport-api';
 import type { LocalNode, LogEntry, PeerStatus, ReplicationTransport, StartOptions, TransportState, TransportStatus } from '@replica/transport-api';
 
 /**
@@ -186,15 +186,12 @@ class MemoryTransport implements ReplicationTransport {
   status(): TransportStatus {
     const started = this.#lifecycle.started;
     const node = started ? this.node : undefined; // a stopped node's store may be closed
-    const last = node?.lastSeq() ?? 0;
     const peers: PeerStatus[] = [...this.#links.values()].map((l) => {
-      const oldest = node && l.ackedSeq < last ? node.readLog(l.ackedSeq + 1, 1)[0] : undefined;
       return {
         name: l.to.name,
         connected: started && !l.stopped,
         ackedSeq: l.ackedSeq,
-        lagEntries: Math.max(0, last - l.ackedSeq),
-        lagMs: oldest ? Math.max(0, Date.now() - oldest.version[0]) : 0,
+        ...peerLag(node, l.ackedSeq),
         appliedThrough: l.appliedThrough,
         counters: { batchesSent: l.batches, entriesSent: l.entries },
         gauges: {},

@@ -2,6 +2,7 @@ import type { NatsConnection } from 'nats';
 import {
   Lifecycle,
   TransportStateError,
+  peerLag,
   silentLogger,
   type LocalNode,
   type Logger,
@@ -158,16 +159,13 @@ class Nats implements NatsTransport {
     const run = this.#run;
     const node = started ? run?.node : undefined;
     const connected = started && this.#connection.connected;
-    const last = node?.lastSeq() ?? 0;
     const peers: PeerStatus[] = [...(run?.discovery?.consumers ?? [])].map((c) => {
       const ackedSeq = node && run ? run.confirmations.ackedSeqOf(c.origin) : 0;
-      const oldest = node && ackedSeq < last ? node.readLog(ackedSeq + 1, 1)[0] : undefined;
       return {
         name: c.origin,
         connected: connected && c.running,
         ackedSeq,
-        lagEntries: Math.max(0, last - ackedSeq),
-        lagMs: oldest ? Math.max(0, Date.now() - oldest.version[0]) : 0,
+        ...peerLag(node, ackedSeq),
         appliedThrough: run?.confirmations.appliedThrough(c.origin) ?? {},
         counters: { ...c.counters },
         gauges: { ...c.gauges },

@@ -1,4 +1,4 @@
-import { Backoff, type Cursors, type LocalNode, type PeerStatus } from '@replica/transport-api';
+import { Backoff, peerLag, type Cursors, type LocalNode, type PeerStatus } from '@replica/transport-api';
 import type { PlexusConfig, PlexusPeer } from './options.js';
 import type { Receiver } from './receiver.js';
 import type { Session } from './session.js';
@@ -110,15 +110,13 @@ export class Link {
   }
 
   /** The peer's replication state; `node` is undefined once the transport stopped. */
-  status(node: LocalNode | undefined, lastSeq: number): PeerStatus {
-    const oldest = node && this.ackedSeq < lastSeq ? node.readLog(this.ackedSeq + 1, 1)[0] : undefined;
+  status(node: LocalNode | undefined): PeerStatus {
     const session = this.session;
     return {
       name: this.name,
       connected: this.connected,
       ackedSeq: this.ackedSeq,
-      lagEntries: Math.max(0, lastSeq - this.ackedSeq),
-      lagMs: oldest ? Math.max(0, Date.now() - oldest.version[0]) : 0,
+      ...peerLag(node, this.ackedSeq),
       counters: { ...this.counters },
       gauges: { inFlightBytes: session?.sender.inFlightBytes ?? 0, inFlightBytesPeak: this.inFlightBytesPeak, queuedBytes: session?.socket.writableLength ?? 0 },
       info: { certificate: this.certName, address: `${this.peer.host}:${this.peer.port}`, role: this.dialer ? 'dials' : 'accepts' },

@@ -133,8 +133,7 @@ export class Plexus implements PlexusTransport, MeshHost, SessionHost {
   status(): TransportStatus {
     const started = this.#lifecycle.started;
     const node = started ? this.#node : undefined; // a stopped node's store may be closed
-    const last = node?.lastSeq() ?? 0;
-    const peers = [...this.#links.values()].map((l) => l.status(node, last));
+    const peers = [...this.#links.values()].map((l) => l.status(node));
     const validity = this.#admission.validity;
     const now = Date.now();
     const gauges = validity ? { tlsCertificateExpirySeconds: Math.round((validity.certificateNotAfter - now) / 1000), tlsCaExpirySeconds: Math.round((validity.caNotAfter - now) / 1000) } : {};
