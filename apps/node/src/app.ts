@@ -16,23 +16,29 @@ import {
   ConfirmTimeoutError,
   InvalidConfirmError,
   RouteNotFoundError,
+  NotReadyError,
   ShipTimeoutError,
   UnauthorizedError,
   UnavailableError,
   httpStatusOf,
   toReplicaError,
 } from './errors.js';
+import { adminRoutes } from './admin.js';
+import { Membership, selfAddress } from './membership.js';
 import { Metrics } from './metrics.js';
+import { ReadinessCheck } from './readiness.js';
 
 export interface AppDeps {
   readonly store: Store;
   readonly transport?: ReplicationTransport | undefined;
   /** A pino logger to use; default: a new one at config.logLevel. */
   readonly logger?: FastifyBaseLogger;
+  /** The member list, started by the caller before the transport; default: one over `store` (not started). */
+  readonly membership?: Membership;
 }
 
 /** Paths the node itself uses: not available as table names. */
-const RESERVED = new Set(['health', 'status', 'metrics']);
+const RESERVED = new Set(['health', 'ready', 'status', 'metrics', 'cluster']);
 
 type TableParams = { table: string };
 type RecordParams = { table: string; id: string };
@@ -64,6 +70,8 @@ export function buildApp(config: Config, deps: AppDeps): FastifyInstance {
       void (reply as FastifyReply).code(404).send({ statusCode: 404, code: e.code, error: 'Not Found', message: e.message });
     },
   });
+  const membership = deps.membership ?? new Membership(store, transport, { name: store.name, address: selfAddress(config.transport) }, app.log);
+  const readiness = new ReadinessCheck(store, transport, membership);
   // Only JSON bodies: without this, fastify would hand text/plain bodies over as strings.
   app.removeContentTypeParser('text/plain');
   const metrics = new Metrics();
@@ -79,10 +87,11 @@ export function buildApp(config: Config, deps: AppDeps): FastifyInstance {
   app.setErrorHandler((err, req, reply) => {
     const e = toReplicaError(err, config.bodyLimit, req.headers['content-type']);
     const statusCode = httpStatusOf[e.code as keyof typeof httpStatusOf] ?? 500;
-    if (statusCode >= 500 && !(e instanceof ConfirmTimeoutError) && !(e instanceof ShipTimeoutError) && !(e instanceof UnavailableError)) {
+    if (statusCode >= 500 && !(e instanceof ConfirmTimeoutError) && !(e instanceof ShipTimeoutError) && !(e instanceof UnavailableError) && !(e instanceof NotReadyError)) {
       req.log.error({ err }, 'request failed');
     }
     const body: Record<string, unknown> = { statusCode, code: e.code, error: statusText(statusCode), message: e.message };
+    if (e instanceof NotReadyError) body['reason'] = e.reason;
     if (e instanceof ConfirmTimeoutError) {
       body['confirmed'] = e.confirmed;
       body['required'] = e.required;
@@ -104,6 +113,15 @@ export function buildApp(config: Config, deps: AppDeps): FastifyInstance {
     if (transport && transport.state !== 'started') throw new UnavailableError('replication transport not started');
     return reply.send({ status: 'ok', node: store.name });
   });
+
+  app.get('/ready', async (_req, reply) => {
+    if (closing) throw new NotReadyError('shutting down');
+    const r = readiness.check();
+    if (!r.ready) throw new NotReadyError(r.reason);
+    return reply.send({ status: 'ready', node: store.name });
+  });
+
+  void app.register(adminRoutes(config.adminToken, membership, transport), { prefix: '/cluster' });
 
   app.get('/status', async () => ({
     node: store.name,
@@ -134,6 +152,11 @@ export function buildApp(config: Config, deps: AppDeps): FastifyInstance {
 
     const peerCount = () => transport?.peerNames().length ?? 0;
 
+    /** A removed node takes no writes: they would replicate to nobody. */
+    const writable = (): void => {
+      if (membership.selfRemoved) throw new UnavailableError('this node was removed from the cluster; write to a member');
+    };
+
     /** Parses X-Replicate-Confirm before the write, so a bad header writes nothing. */
     const confirmWanted = (req: FastifyRequest): number => {
       const raw = req.headers['x-replicate-confirm'];
@@ -158,6 +181,7 @@ export function buildApp(config: Config, deps: AppDeps): FastifyInstance {
       { schema: { response: { 201: idResponse } } },
       async (req, reply) => {
         const table = checkTable(req.params.table);
+        writable();
         const record = asRecord(req.body, undefined);
         const k = confirmWanted(req);
         const w = await store.put(table, record, 'insert');
@@ -172,6 +196,7 @@ export function buildApp(config: Config, deps: AppDeps): FastifyInstance {
       { schema: { response: { 200: idResponse, 201: idResponse } } },
       async (req, reply) => {
         const table = checkTable(req.params.table);
+        writable();
         const record = asRecord(req.body, req.params.id);
         const k = confirmWanted(req);
         const w = await store.put(table, record, 'upsert');
@@ -194,6 +219,7 @@ export function buildApp(config: Config, deps: AppDeps): FastifyInstance {
       const table = checkTable(req.params.table);
       const { id } = req.params;
       if (!store.hasTable(table)) throw new TableNotFoundError(table);
+      writable();
       const k = confirmWanted(req);
       const w = await store.delete(table, id);
       if (w === undefined) throw new RecordNotFoundError(table, id);
@@ -246,6 +272,7 @@ function statusText(code: number): string {
     {
       400: 'Bad Request',
       401: 'Unauthorized',
+      403: 'Forbidden',
       404: 'Not Found',
       409: 'Conflict',
       413: 'Payload Too Large',

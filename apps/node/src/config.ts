@@ -1,5 +1,5 @@
 import { accessSync, constants } from 'node:fs';
-import { ConfigError, isNodeName } from '@replica/transport-api';
+import { ConfigError, isNodeName, parseHostPort } from '@replica/transport-api';
 import type { Durability } from '@replica/storage';
 
 export interface PeerAddress {
@@ -15,8 +15,14 @@ export type TransportConfig =
       readonly kind: 'plexus';
       /** Where this node accepts peer connections. */
       readonly listen: { readonly host: string; readonly port: number };
-      /** Every other node (this node's own entry in PEERS is dropped). */
+      /**
+       * The seeds: nodes to reach at start (this node's own entry in PEERS is dropped).
+       * The replicated member list adds the rest; a node listed here is reached at this
+       * address even when its member record gives another.
+       */
       readonly peers: readonly PeerAddress[];
+      /** The address other members reach this node's replication at (`host:port`): what it records in the member list. */
+      readonly advertise: string;
       /** Paths of the PEM files. */
       readonly tls: { readonly ca: string; readonly cert: string; readonly key: string };
     }
@@ -56,6 +62,8 @@ export interface Config {
   readonly bodyLimit: number;
   /** When set, table routes need `Authorization: Bearer <token>`. */
   readonly apiToken: string | undefined;
+  /** When set, the admin routes (`/cluster/…`) are on and need `Authorization: Bearer <token>`; when unset they are off. */
+  readonly adminToken: string | undefined;
   /** How long a write with `X-Replicate-Confirm` waits for its peers, in ms. */
   readonly confirmTimeoutMs: number;
   readonly logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
@@ -120,6 +128,9 @@ export function loadConfig(env: Env): Config {
   const bodyLimit = int('BODY_LIMIT', 1024 * 1024, 1024, 64 * 1024 * 1024);
   const apiToken = env['API_TOKEN'] === '' ? undefined : env['API_TOKEN'];
   if (apiToken !== undefined && apiToken.length < 16) problems.push('API_TOKEN must be at least 16 characters');
+  const adminToken = env['ADMIN_TOKEN'] === '' ? undefined : env['ADMIN_TOKEN'];
+  if (adminToken !== undefined && adminToken.length < 16) problems.push('ADMIN_TOKEN must be at least 16 characters');
+  if (adminToken !== undefined && adminToken === apiToken) problems.push('ADMIN_TOKEN must differ from API_TOKEN: table access must not grant cluster administration');
   const confirmTimeoutMs = int('CONFIRM_TIMEOUT_MS', 5000, 1, 600_000);
   const logLevel = oneOf('LOG_LEVEL', LOG_LEVELS, 'info');
 
@@ -145,7 +156,15 @@ export function loadConfig(env: Env): Config {
     const listen = { host: str('REPLICATION_HOST', '127.0.0.1'), port: int('REPLICATION_PORT', 9800, 0, 65535) };
     const peers = parsePeers(env['PEERS'], nodeName, problems);
     const file = (name: string) => pemFile(name, 'REPLICATION_TRANSPORT=plexus') ?? '';
-    transport = { kind: 'plexus', listen, peers, tls: { ca: file('TLS_CA'), cert: file('TLS_CERT'), key: file('TLS_KEY') } };
+    const advertise = str('REPLICATION_ADVERTISE', `${listen.host.includes(':') ? `[${listen.host}]` : listen.host}:${listen.port}`);
+    const advertised = parseHostPort(advertise);
+    if (env['REPLICATION_ADVERTISE'] === undefined && listen.port === 0) {
+      problems.push('REPLICATION_ADVERTISE is required when REPLICATION_PORT is 0: peers cannot reach a port chosen at start');
+    } else if (!advertised) problems.push(`REPLICATION_ADVERTISE must be host:port, got ${JSON.stringify(advertise)}`);
+    else if (advertised.host === '0.0.0.0' || advertised.host === '::') {
+      problems.push(`REPLICATION_ADVERTISE is required when REPLICATION_HOST is ${listen.host}: the address other members reach this node at`);
+    }
+    transport = { kind: 'plexus', listen, peers, advertise, tls: { ca: file('TLS_CA'), cert: file('TLS_CERT'), key: file('TLS_KEY') } };
   } else if (kind === 'nats') {
     const servers = (env['NATS_URL'] ?? '').split(',').map((u) => u.trim()).filter(Boolean);
     if (servers.length === 0) problems.push('NATS_URL is required for REPLICATION_TRANSPORT=nats (e.g. nats://127.0.0.1:4222)');
@@ -188,6 +207,7 @@ export function loadConfig(env: Env): Config {
     clockOffsetMs: Number.isSafeInteger(clockOffsetMs) ? clockOffsetMs : 0,
     bodyLimit,
     apiToken,
+    adminToken,
     confirmTimeoutMs,
     logLevel,
     transport,
@@ -203,15 +223,16 @@ function parsePeers(raw: string | undefined, self: string, problems: string[]): 
   const peers: PeerAddress[] = [];
   const seen = new Set<string>();
   for (const item of raw.split(',').map((p) => p.trim()).filter(Boolean)) {
-    const m = /^([^@]+)@(.+):(\d{1,5})$/.exec(item);
-    if (!m || !isNodeName(m[1]) || Number(m[3]) > 65535 || Number(m[3]) === 0) {
+    const at = item.indexOf('@');
+    const name = item.slice(0, at);
+    const address = parseHostPort(item.slice(at + 1));
+    if (at < 0 || !isNodeName(name) || !address) {
       problems.push(`PEERS: ${JSON.stringify(item)} is not name@host:port`);
       continue;
     }
-    const [, name, host, port] = m as unknown as [string, string, string, string];
     if (seen.has(name)) problems.push(`PEERS: ${name} is listed twice`);
     seen.add(name);
-    if (name !== self) peers.push({ name, host: host.replace(/^\[(.*)\]$/, '$1'), port: Number(port) });
+    if (name !== self) peers.push({ name, ...address });
   }
   if (peers.length === 0 && problems.length === 0) problems.push('PEERS lists no node other than this one');
   return peers;

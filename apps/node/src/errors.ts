@@ -72,6 +72,70 @@ export class UnavailableError extends ReplicaError {
   }
 }
 
+/** The node has not caught up with its peers yet (or cannot replicate): `/ready` says why. */
+export class NotReadyError extends ReplicaError {
+  readonly code = 'REPLICA_ERR_NOT_READY';
+  constructor(readonly reason: string) {
+    super(`node not ready: ${reason}`);
+  }
+}
+
+/** The admin routes are off: ADMIN_TOKEN is not set. */
+export class AdminDisabledError extends ReplicaError {
+  readonly code = 'REPLICA_ERR_ADMIN_DISABLED';
+  constructor() {
+    super('the admin API is off on this node: set ADMIN_TOKEN to turn it on');
+  }
+}
+
+/** An admin route needs `Authorization: Bearer <ADMIN_TOKEN>`. */
+export class AdminUnauthorizedError extends ReplicaError {
+  readonly code = 'REPLICA_ERR_ADMIN_AUTH_REQUIRED';
+  constructor() {
+    super('missing or wrong admin bearer token');
+  }
+}
+
+/** A member change names no valid node or address, or its body is not the expected object. */
+export class InvalidMemberError extends ReplicaError {
+  readonly code = 'REPLICA_ERR_MEMBER_INVALID';
+  constructor(readonly reason: string) {
+    super(`invalid member: ${reason}`);
+  }
+}
+
+/** Adding a node that is a member already. */
+export class MemberExistsError extends ReplicaError {
+  readonly code = 'REPLICA_ERR_MEMBER_EXISTS';
+  constructor(readonly member: string) {
+    super(`${member} is a member already`);
+  }
+}
+
+/** Removing (or reading) a node that is not a member. */
+export class MemberNotFoundError extends ReplicaError {
+  readonly code = 'REPLICA_ERR_MEMBER_NOT_FOUND';
+  constructor(readonly member: string) {
+    super(`${member} is not a member of the cluster`);
+  }
+}
+
+/** A removal that would leave the cluster without this node or without members. */
+export class MemberRemovalRefusedError extends ReplicaError {
+  readonly code = 'REPLICA_ERR_MEMBER_REMOVAL_REFUSED';
+  constructor(readonly member: string, readonly reason: string) {
+    super(`cannot remove ${member}: ${reason}`);
+  }
+}
+
+/** This node replicates with nobody (REPLICATION_TRANSPORT=none): it has no cluster to change. */
+export class MembershipUnavailableError extends ReplicaError {
+  readonly code = 'REPLICA_ERR_MEMBERSHIP_UNAVAILABLE';
+  constructor() {
+    super('this node runs without replication (REPLICATION_TRANSPORT=none): it has no cluster members to change');
+  }
+}
+
 /** An unexpected failure; the log has the details. */
 export class InternalError extends ReplicaError {
   readonly code = 'REPLICA_ERR_INTERNAL';
@@ -90,6 +154,14 @@ export const appErrorClasses = {
   REPLICA_ERR_CONFIRM_TIMEOUT: ConfirmTimeoutError,
   REPLICA_ERR_SHIP_TIMEOUT: ShipTimeoutError,
   REPLICA_ERR_UNAVAILABLE: UnavailableError,
+  REPLICA_ERR_NOT_READY: NotReadyError,
+  REPLICA_ERR_ADMIN_DISABLED: AdminDisabledError,
+  REPLICA_ERR_ADMIN_AUTH_REQUIRED: AdminUnauthorizedError,
+  REPLICA_ERR_MEMBER_INVALID: InvalidMemberError,
+  REPLICA_ERR_MEMBER_EXISTS: MemberExistsError,
+  REPLICA_ERR_MEMBER_NOT_FOUND: MemberNotFoundError,
+  REPLICA_ERR_MEMBER_REMOVAL_REFUSED: MemberRemovalRefusedError,
+  REPLICA_ERR_MEMBERSHIP_UNAVAILABLE: MembershipUnavailableError,
   REPLICA_ERR_INTERNAL: InternalError,
 } as const;
 
@@ -117,6 +189,14 @@ export const httpStatusOf: Readonly<Record<ErrorCode | AppErrorCode, number>> = 
   REPLICA_ERR_CONFIRM_TIMEOUT: 504,
   REPLICA_ERR_SHIP_TIMEOUT: 504,
   REPLICA_ERR_UNAVAILABLE: 503,
+  REPLICA_ERR_NOT_READY: 503,
+  REPLICA_ERR_ADMIN_DISABLED: 403,
+  REPLICA_ERR_ADMIN_AUTH_REQUIRED: 401,
+  REPLICA_ERR_MEMBER_INVALID: 400,
+  REPLICA_ERR_MEMBER_EXISTS: 409,
+  REPLICA_ERR_MEMBER_NOT_FOUND: 404,
+  REPLICA_ERR_MEMBER_REMOVAL_REFUSED: 409,
+  REPLICA_ERR_MEMBERSHIP_UNAVAILABLE: 409,
   REPLICA_ERR_INTERNAL: 500,
 };
 

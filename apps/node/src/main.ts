@@ -4,6 +4,7 @@ import { Store } from '@replica/storage';
 import { ConfigError, type ReplicationTransport } from '@replica/transport-api';
 import { buildApp } from './app.js';
 import { loadConfig, type Config } from './config.js';
+import { Membership, selfAddress } from './membership.js';
 import { reloadTlsOnChange } from './tls-reload.js';
 import { transportFromConfig } from './transport.js';
 
@@ -39,7 +40,8 @@ async function main(): Promise<void> {
     await store.close();
     process.exit(1);
   }
-  const app = buildApp(config, { store, transport, logger });
+  const membership = new Membership(store, transport, { name: config.nodeName, address: selfAddress(config.transport) }, logger.child({ component: 'membership' }));
+  const app = buildApp(config, { store, transport, logger, membership });
 
   let stopTlsWatch: (() => void) | undefined;
   let stopping: Promise<void> | undefined;
@@ -58,6 +60,7 @@ async function main(): Promise<void> {
       try {
         await app.close();
         clearInterval(idle);
+        membership.stop();
         await transport?.stop();
         await store.close();
         app.log.info('stopped');
@@ -73,12 +76,14 @@ async function main(): Promise<void> {
   process.once('SIGINT', () => shutdown('SIGINT'));
 
   try {
+    await membership.start();
     await transport?.start(store);
     if (transport) stopTlsWatch = reloadTlsOnChange(config.transport, transport, logger.child({ component: 'replication' }));
     const address = await app.listen({ host: config.host, port: config.port });
     app.log.info({ node: config.nodeName, transport: config.transport.kind, address, dataDir: config.dataDir }, 'replica node listening');
   } catch (err) {
     app.log.fatal({ err }, 'startup failed');
+    membership.stop();
     await transport?.stop().catch((e: unknown) => app.log.error({ err: e }, 'stopping the transport after the failed start failed too'));
     await store.close().catch((e: unknown) => app.log.error({ err: e }, 'closing the store after the failed start failed too'));
     process.exit(1);

@@ -203,8 +203,34 @@ describe('loadConfig', () => {
           { name: 'n2', host: '127.0.0.3', port: 9902 },
           { name: 'n3', host: '::1', port: 9903 },
         ],
+        advertise: '127.0.0.2:9901',
         tls: { ca: files.TLS_CA, cert: files.TLS_CERT, key: files.TLS_KEY },
       });
+    });
+
+    it('advertises REPLICATION_ADVERTISE, and requires it where the listen address cannot be reached', () => {
+      const base = { REPLICATION_TRANSPORT: 'plexus', NODE_NAME: 'n1', PEERS: 'n2@127.0.0.3:9902', ...files };
+      const c = loadConfig({ ...base, REPLICATION_HOST: '0.0.0.0', REPLICATION_ADVERTISE: 'n1.example:9800' });
+      expect(c.transport.kind === 'plexus' && c.transport.advertise).toBe('n1.example:9800');
+      const problemsOf = (env: Record<string, string>) => {
+        try {
+          loadConfig({ ...base, ...env });
+        } catch (e) {
+          return (e as ConfigError).problems;
+        }
+        return [];
+      };
+      expect(problemsOf({ REPLICATION_HOST: '0.0.0.0' })).toEqual([expect.stringMatching(/^REPLICATION_ADVERTISE is required when REPLICATION_HOST is 0\.0\.0\.0/)]);
+      expect(problemsOf({ REPLICATION_PORT: '0' })).toEqual([expect.stringMatching(/^REPLICATION_ADVERTISE is required when REPLICATION_PORT is 0/)]);
+      expect(problemsOf({ REPLICATION_ADVERTISE: 'no port' })).toEqual(['REPLICATION_ADVERTISE must be host:port, got "no port"']);
+    });
+
+    it('takes ADMIN_TOKEN of at least 16 characters, different from API_TOKEN', () => {
+      const base = { REPLICATION_TRANSPORT: 'none' };
+      expect(loadConfig({ ...base, ADMIN_TOKEN: 'a'.repeat(16) }).adminToken).toBe('a'.repeat(16));
+      expect(loadConfig(base).adminToken).toBeUndefined();
+      expect(() => loadConfig({ ...base, ADMIN_TOKEN: 'short' })).toThrow(/ADMIN_TOKEN must be at least 16 characters/);
+      expect(() => loadConfig({ ...base, ADMIN_TOKEN: 'b'.repeat(16), API_TOKEN: 'b'.repeat(16) })).toThrow(/ADMIN_TOKEN must differ from API_TOKEN/);
     });
 
     it('reports missing peers and unreadable or missing TLS files together', () => {

@@ -1,4 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { createWriteStream, mkdirSync, mkdtempSync, rmSync, type WriteStream } from 'node:fs';
 import { createRequire } from 'node:module';
 import { availableParallelism, tmpdir } from 'node:os';
@@ -74,8 +75,19 @@ export interface Cluster {
   kill(i: number, signal?: NodeJS.Signals): Promise<void>;
   /** Starts node i again with its data and ports, once kill(i) has stopped it; rejects while it runs. */
   restart(i: number): Promise<void>;
-  /** Waits until every running node reports every peer link up. */
+  /** Waits until every running member reports a link up with every other member. */
   waitConnected(timeoutMs?: number): Promise<void>;
+  /** The ADMIN_TOKEN every node has (the cluster's admin API: `/cluster/members`). */
+  readonly adminToken: string;
+  /**
+   * Grows the running cluster by one node (plexus): adds it to the member list through
+   * node `seed`'s admin API, then starts it with only that node in PEERS, so that it
+   * learns the rest from the replicated member list. Resolves once it answers /health
+   * (not /ready: it may still be catching up).
+   */
+  add(opts?: { readonly seed?: number }): Promise<ClusterNode>;
+  /** Removes node i from the member list through node `via`'s admin API (default: the first other running member); the process keeps running. */
+  remove(i: number, opts?: { readonly via?: number }): Promise<void>;
   /** Stops every process (SIGTERM, then SIGKILL after 10 s); removes a temp dir. Idempotent. */
   stop(): Promise<void>;
 }
@@ -120,7 +132,8 @@ export async function startCluster(opts: ClusterOptions): Promise<Cluster> {
     replPorts.push(await freePort(host));
   }
 
-  const envs: Record<string, string>[] = names.map((name, i) => ({
+  const adminToken = opts.env?.['ADMIN_TOKEN'] ?? randomBytes(16).toString('hex');
+  const baseEnv = (name: string, i: number): Record<string, string> => ({
     PATH: process.env['PATH'] ?? '',
     NODE_NAME: name,
     HOST: host,
@@ -128,27 +141,33 @@ export async function startCluster(opts: ClusterOptions): Promise<Cluster> {
     DATA_DIR: join(dir, 'data', name),
     REPLICATION_TRANSPORT: opts.transport,
     LOG_LEVEL: 'info',
+    ADMIN_TOKEN: adminToken,
     ...opts.env,
-  }));
+  });
+  const envs: Record<string, string>[] = names.map(baseEnv);
+  const certs = opts.transport === 'plexus' ? await clusterCertificates(join(dir, 'certs'), host, opts.ca) : undefined;
+  /** The PEERS entry node `from` reaches node j by. */
+  const peerEntry = async (from: string, j: number): Promise<string> => {
+    const own = { host, port: replPorts[j] as number };
+    const peer = names[j] as string;
+    const a = from === peer || !opts.peerAddress ? own : await opts.peerAddress(from, peer, own);
+    return `${peer}@${a.host}:${a.port}`;
+  };
+  /** plexus: node i's replication settings, with PEERS listing `peers` (node indexes). */
+  const plexusEnv = async (i: number, peers: readonly number[]): Promise<Record<string, string>> => {
+    const name = names[i] as string;
+    const files = await (certs as NonNullable<typeof certs>).issue(name);
+    return {
+      PEERS: (await Promise.all(peers.map((j) => peerEntry(name, j)))).join(','),
+      REPLICATION_HOST: host,
+      REPLICATION_PORT: String(replPorts[i]),
+      TLS_CA: (certs as NonNullable<typeof certs>).caFile,
+      TLS_CERT: files.cert,
+      TLS_KEY: files.key,
+    };
+  };
   if (opts.transport === 'plexus') {
-    const certs = await clusterCertificates(join(dir, 'certs'), host, opts.ca);
-    for (const [i, name] of names.entries()) {
-      const peerList: string[] = [];
-      for (const [j, peer] of names.entries()) {
-        const own = { host, port: replPorts[j] as number };
-        const a = i === j || !opts.peerAddress ? own : await opts.peerAddress(name, peer, own);
-        peerList.push(`${peer}@${a.host}:${a.port}`);
-      }
-      const files = await certs.issue(name);
-      Object.assign(envs[i] as Record<string, string>, {
-        PEERS: peerList.join(','),
-        REPLICATION_HOST: host,
-        REPLICATION_PORT: String(replPorts[i]),
-        TLS_CA: certs.caFile,
-        TLS_CERT: files.cert,
-        TLS_KEY: files.key,
-      });
-    }
+    for (const i of names.keys()) Object.assign(envs[i] as Record<string, string>, await plexusEnv(i, [...names.keys()]));
   }
 
   let natsServers: NatsServer[] = [];
@@ -227,18 +246,64 @@ export async function startCluster(opts: ClusterOptions): Promise<Cluster> {
     await p.exited;
   };
 
+  /** Indexes of the nodes removed from the member list. */
+  const removed = new Set<number>();
+  const isRunning = (i: number) => {
+    const p = procs.get(i);
+    return p !== undefined && p.child.exitCode === null && p.child.signalCode === null;
+  };
+
   const waitConnected = async (timeoutMs = readyTimeoutMs) => {
-    if (opts.transport === 'none' || names.length < 2) return;
+    const members = names.length - removed.size;
+    if (opts.transport === 'none' || members < 2) return;
     const deadline = Date.now() + timeoutMs;
     for (const [i, node] of nodes.entries()) {
-      const p = procs.get(i);
-      if (!p || p.child.exitCode !== null || p.child.signalCode !== null) continue;
+      if (!isRunning(i) || removed.has(i)) continue;
       const linked = async () => {
         const s = (await (await fetch(`${node.url}/status`)).json()) as { replication: { peers: { connected: boolean }[] } };
-        return s.replication.peers.length === names.length - 1 && s.replication.peers.every((x) => x.connected);
+        return s.replication.peers.length === members - 1 && s.replication.peers.every((x) => x.connected);
       };
       if ((await pollUntil(linked, { deadline, intervalMs: 100 })) === 'timeout') throw new Error(`peer links of ${node.name} not all up within ${timeoutMs} ms`);
     }
+  };
+
+  /** Calls node `via`'s admin API; throws with the answer unless it is `expect`. */
+  const admin = async (via: number, method: string, path: string, expect: number, body?: unknown): Promise<void> => {
+    const res = await fetch(`${(nodes[via] as ClusterNode).url}${path}`, {
+      method,
+      headers: { authorization: `Bearer ${adminToken}`, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
+      ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+    });
+    if (res.status !== expect) throw new Error(`${method} ${path} on ${(nodes[via] as ClusterNode).name}: ${res.status} ${await res.text()}`);
+  };
+
+  const firstMember = (except: number): number => {
+    const i = [...nodes.keys()].find((j) => j !== except && !removed.has(j) && isRunning(j));
+    if (i === undefined) throw new Error('no running member to ask');
+    return i;
+  };
+
+  const add = async (addOpts: { readonly seed?: number } = {}): Promise<ClusterNode> => {
+    if (opts.transport !== 'plexus') throw new Error(`adding a node to a running ${opts.transport} cluster is not supported by this harness`);
+    const seed = addOpts.seed ?? firstMember(-1);
+    const i = names.length;
+    const name = `n${i + 1}`;
+    names.push(name);
+    httpPorts.push(await freePort(host));
+    replPorts.push(await freePort(host));
+    envs.push(baseEnv(name, i));
+    Object.assign(envs[i] as Record<string, string>, await plexusEnv(i, [seed]));
+    if (opts.nodeEnv) Object.assign(envs[i] as Record<string, string>, opts.nodeEnv(name, i));
+    nodes.push({ name, url: `http://${host}:${httpPorts[i]}`, pid: 0, dataDir: join(dir, 'data', name), logFile: join(dir, `${name}.log`) });
+    await admin(seed, 'POST', '/cluster/members', 201, { name, address: `${host}:${replPorts[i]}` });
+    await launch(i);
+    return nodes[i] as ClusterNode;
+  };
+
+  const remove = async (i: number, removeOpts: { readonly via?: number } = {}): Promise<void> => {
+    const via = removeOpts.via ?? firstMember(i);
+    await admin(via, 'DELETE', `/cluster/members/${(nodes[i] as ClusterNode).name}`, 200);
+    removed.add(i);
   };
 
   let stopped = false;
@@ -276,6 +341,9 @@ export async function startCluster(opts: ClusterOptions): Promise<Cluster> {
     kill,
     restart: (i) => launch(i),
     waitConnected,
+    adminToken,
+    add,
+    remove,
     stop,
   };
 }

@@ -7,15 +7,25 @@ export interface Status {
 }
 export const status = async (url: string) => (await (await fetch(`${url}/status`)).json()) as Status;
 
-/** POSTs `count` records spread over the nodes, `concurrency` at a time; returns the ids answered 201. */
-export async function writeLoad(cluster: Cluster, prefix: string, count: number, concurrency: number): Promise<{ acked: string[]; failed: number }> {
+/**
+ * POSTs `count` records spread over the nodes (write n goes to node n mod the node count,
+ * of `targets()` when given), `concurrency` at a time; returns the ids answered 201.
+ */
+export async function writeLoad(
+  cluster: Cluster,
+  prefix: string,
+  count: number,
+  concurrency: number,
+  targets: () => readonly Cluster['nodes'][number][] = () => cluster.nodes,
+): Promise<{ acked: string[]; failed: number }> {
   const acked: string[] = [];
   let failed = 0;
   let next = 0;
   const worker = async () => {
     while (next < count) {
       const n = next++;
-      const node = cluster.nodes[n % cluster.nodes.length];
+      const nodes = targets();
+      const node = nodes[n % nodes.length];
       const id = `${prefix}-${n}`;
       try {
         const r = await fetch(`${node?.url}/items`, {

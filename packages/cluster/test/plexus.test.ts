@@ -42,15 +42,20 @@ describe('a 3-process plexus cluster', () => {
     // confirmed means applied: both peers answer for it right away
     for (const n of [n2, n3]) expect((await fetch(`${n.url}/items/confirmed`)).status).toBe(200);
 
-    const s = (await (await fetch(`${n1.url}/status`)).json()) as { replication: { peers: { name: string; connected: boolean; info: Record<string, string>; appliedThrough: Record<string, number> }[] } };
+    const s = (await (await fetch(`${n1.url}/status`)).json()) as {
+      cursors: Record<string, number>;
+      replication: { peers: { name: string; connected: boolean; info: Record<string, string>; appliedThrough: Record<string, number> }[] };
+    };
     expect(s.replication.peers.map((p) => [p.name, p.connected, p.info['certificate']])).toEqual([
       ['n2', true, 'n2'],
       ['n3', true, 'n3'],
     ]);
-    expect(s.replication.peers[0]?.appliedThrough['n1']).toBe(1);
+    // n1's writes: its member record (written at its first start), then the confirmed write.
+    expect(s.cursors['n1']).toBe(2);
+    expect(s.replication.peers[0]?.appliedThrough['n1']).toBe(2);
     const metrics = await (await fetch(`${n1.url}/metrics`)).text();
     expect(metrics).toMatch(/^replica_peer_connected\{peer="n2"\} 1$/m);
-    expect(metrics).toMatch(/^replica_peer_applied_through\{peer="n3",origin="n1"\} 1$/m);
+    expect(metrics).toMatch(/^replica_peer_applied_through\{peer="n3",origin="n1"\} 2$/m);
     expect(metrics).toMatch(/^replica_peer_bytes_sent_total\{peer="n2"\} \d+$/m);
 
     // With a peer down, a write asking for 2 confirmations gets 504 after CONFIRM_TIMEOUT_MS (5 s), and stays.

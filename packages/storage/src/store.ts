@@ -1,6 +1,8 @@
 import { open, type Database, type Key, type RootDatabase } from 'lmdb';
 import {
+  InvalidTableError,
   RecordExistsError,
+  isStoredTableName,
   StoreClosedError,
   compareVersions,
   silentLogger,
@@ -220,6 +222,15 @@ export class Store implements LocalNode {
     this.#checkOpen();
     validateKey(table, id);
     return this.#records.get(recordKey(table, id))?.d;
+  }
+
+  /** Every live record of `table`, in id order (a read snapshot: commits made meanwhile are not seen). */
+  *scan(table: string): Generator<RecordValue> {
+    this.#checkOpen();
+    if (!isStoredTableName(table)) throw new InvalidTableError(String(table));
+    for (const { value } of this.#records.getRange({ start: recordKey(table, ''), end: [`${table}\u0000`] as unknown as RecordKey, snapshot: true })) {
+      if (value.d !== undefined) yield value.d;
+    }
   }
 
   /** The stored version of a record, tombstones included. */

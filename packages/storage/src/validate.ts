@@ -1,4 +1,4 @@
-import { InvalidRecordError, InvalidTableError, isRecordId, isTableName, type RecordValue } from '@replica/transport-api';
+import { InvalidRecordError, InvalidTableError, isRecordId, isStoredTableName, type RecordValue } from '@replica/transport-api';
 
 /*
  * What the store accepts: a record that passes these checks reads back exactly as it
@@ -11,7 +11,7 @@ import { InvalidRecordError, InvalidTableError, isRecordId, isTableName, type Re
  * an id, that the store does not accept.
  */
 export function validateKey(table: string, id: unknown): void {
-  if (!isTableName(table)) throw new InvalidTableError(String(table));
+  if (!isStoredTableName(table)) throw new InvalidTableError(String(table));
   if (!isRecordId(id)) throw new InvalidRecordError('id must be a non-empty string of at most 512 bytes');
 }
 

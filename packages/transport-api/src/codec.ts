@@ -1,6 +1,6 @@
 import { Packr } from 'msgpackr';
 import { MalformedFrameError } from './errors.js';
-import { isNodeName, isRecordId, isTableName } from './names.js';
+import { isNodeName, isRecordId, isStoredTableName } from './names.js';
 import type { Cursors, LogEntry, RecordValue, SnapshotRecord, Version } from './types.js';
 
 /**
@@ -152,7 +152,7 @@ function decodeEntry(t: unknown, index: number): LogEntry {
   if (!isSeq(seq)) bad('seq is not a non-negative integer');
   if (!isNodeName(origin)) bad('origin is not a node name');
   if (!isSeq(originSeq) || originSeq === 0) bad('originSeq is not a positive integer');
-  if (!isTableName(table)) bad('table is not a table name');
+  if (!isStoredTableName(table)) bad('table is not a table name');
   if (!isRecordId(id)) bad('id is not a valid record id');
   if (!isSeq(wallMs) || !isSeq(counter) || !isNodeName(node)) bad('version is malformed');
   if (op !== 0 && op !== 1) bad('op is neither put nor delete');
@@ -190,7 +190,7 @@ export function decodeSnapshot(payload: Uint8Array): SnapshotRecord[] {
   return raw.map((t: unknown, i) => {
     if (!Array.isArray(t) || t.length !== 6) throw new MalformedFrameError(`snapshot record ${i} is not a 6-tuple`);
     const [table, id, wall, counter, node, value] = t as unknown[];
-    if (!isTableName(table) || !isRecordId(id)) throw new MalformedFrameError(`snapshot record ${i}: bad table or id`);
+    if (!isStoredTableName(table) || !isRecordId(id)) throw new MalformedFrameError(`snapshot record ${i}: bad table or id`);
     if (!isSeq(wall) || !isSeq(counter) || !isNodeName(node)) throw new MalformedFrameError(`snapshot record ${i}: bad version`);
     const version = [wall, counter, node] as const;
     if (value === null) return { table, id, version };

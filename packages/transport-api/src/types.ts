@@ -147,12 +147,36 @@ export interface PeerStatus {
    * peer confirmed any of its writes.
    */
   readonly appliedThrough: Readonly<Record<string, number>>;
+  /**
+   * What the peer held, per origin, when this node last (re)connected to it (plexus: the
+   * cursors of its hello; nats: the last originSeq in the origin's stream). A node that
+   * applied this much of every origin caught up with the peer: the node's readiness
+   * compares against it. Absent before the first connection.
+   */
+  readonly holds?: Readonly<Record<string, number>>;
   /** Totals that only grow while the transport runs (bytes, frames, reconnects, …): Prometheus counters. */
   readonly counters: Readonly<Record<string, number>>;
   /** Current values that go up and down (bytes in flight, queued messages, …): Prometheus gauges. */
   readonly gauges: Readonly<Record<string, number>>;
   /** Descriptive fields (certificate name, stream, consumer, address, …). */
   readonly info?: Readonly<Record<string, string>>;
+}
+
+/** Whether a node is one of the cluster's members or was removed from it. */
+export type MemberState = 'active' | 'removed';
+
+/** One node of the cluster as the replicated member list describes it. */
+export interface Member {
+  readonly name: string;
+  /** Where its replication transport is reached (`host:port`); '' for a transport that needs no address (nats). */
+  readonly address: string;
+  readonly state: MemberState;
+  /**
+   * SHA-256 fingerprints (upper-case hex, colon-separated, as Node prints them) of this
+   * node's certificates that are refused whatever its state: those it presented before
+   * it was removed.
+   */
+  readonly revoked: readonly string[];
 }
 
 export interface TransportStatus {
@@ -220,6 +244,14 @@ export interface ReplicationTransport {
    * Resolves with how many peers confirmed (less than `count` on timeout).
    */
   waitForReplicas?(seq: number, count: number, timeoutMs: number): Promise<number>;
+  /**
+   * The cluster's members changed (or are told for the first time, right after start):
+   * connect to members this node does not replicate with yet, stop replicating with
+   * removed ones and refuse them from now on. `members` is the whole list, this node
+   * included, removed members too (their revoked certificates stay refused). Callable
+   * before start; a transport applies the latest list when it starts.
+   */
+  setMembers?(members: readonly Member[]): void;
 }
 
 /** Total order of versions: wall time, then counter, then node name. */

@@ -14,16 +14,24 @@ export const Refusal = {
   unknownName: 'unknownName',
   /** A configured node connected, but this node is the one that dials it. */
   wrongDirection: 'wrongDirection',
+  /** A node that was removed from the cluster. */
+  removed: 'removed',
+  /** A certificate whose fingerprint the member list revoked (whatever name it carries). */
+  revoked: 'revoked',
 } as const;
 export type Refusal = (typeof Refusal)[keyof typeof Refusal];
 
 /**
  * Who may connect: only peers with a certificate from the cluster CA whose CN names a
- * configured node, over TLS 1.3, and only in the agreed direction (the node whose name
- * sorts first dials). Every refusal is logged with its reason and counted.
+ * member, over TLS 1.3, and only in the agreed direction (the node whose name sorts
+ * first dials). A removed member and a revoked certificate (by SHA-256 fingerprint) are
+ * refused, on accepted and dialled connections alike. Every refusal is logged with its
+ * reason and counted.
  */
 export class Admission {
   readonly #refused: Partial<Record<Refusal, number>> = {};
+  #removed: ReadonlySet<string> = new Set();
+  #revoked: ReadonlySet<string> = new Set();
   /** The material connections are made with from now on (replaced by {@link replaceTls}). */
   #tls: TlsMaterial;
   #validity: TlsValidity | undefined;
@@ -50,6 +58,19 @@ export class Admission {
     if (problems.length > 0 || !validity) throw new ConfigError(problems.map((p) => `TLS: ${p}`));
     this.#tls = tls;
     this.#validity = validity;
+  }
+
+  /** From now on, refuses the nodes named in `removed` and every certificate whose fingerprint is in `revoked`. */
+  bar(removed: ReadonlySet<string>, revoked: ReadonlySet<string>): void {
+    this.#removed = removed;
+    this.#revoked = revoked;
+  }
+
+  /** Why a certificate with this CN and fingerprint is barred, or undefined. */
+  barred(name: string, fingerprint: string | undefined): Refusal | undefined {
+    if (fingerprint !== undefined && this.#revoked.has(fingerprint)) return Refusal.revoked;
+    if (this.#removed.has(name)) return Refusal.removed;
+    return undefined;
   }
 
   /** Refusals so far, by reason. */
@@ -82,8 +103,11 @@ export class Admission {
       servername: isIP(host) ? undefined : host,
       ...this.contextOptions(),
       // The peer is identified by the node name in its certificate, not by its address.
-      checkServerIdentity: (_host, cert) =>
-        cert.subject?.CN === name ? undefined : new PeerRejectedError(String(cert.subject?.CN), `certificate names ${String(cert.subject?.CN)}, expected ${name}`),
+      checkServerIdentity: (_host, cert) => {
+        if (cert.subject?.CN !== name) return new PeerRejectedError(String(cert.subject?.CN), Refusal.wrongName, { cause: `certificate names ${String(cert.subject?.CN)}, expected ${name}` });
+        const barred = this.barred(name, cert.fingerprint256);
+        return barred ? new PeerRejectedError(name, barred) : undefined;
+      },
     };
   }
 
@@ -98,6 +122,8 @@ export class Admission {
       this.refuse(name || 'unnamed', reason, socket.remoteAddress, why, socket);
       return undefined;
     }
+    const barred = this.barred(name, cert.fingerprint256);
+    if (barred) return void this.refuse(name, barred, socket.remoteAddress, undefined, socket);
     const link = links.get(name);
     if (!link) return void this.refuse(name || 'unnamed', Refusal.unknownName, socket.remoteAddress, undefined, socket);
     if (link.dialer) return void this.refuse(name, Refusal.wrongDirection, socket.remoteAddress, undefined, socket);
@@ -112,7 +138,7 @@ export class Admission {
   /** Dialling `peer` failed: a refusal if its certificate is not acceptable, else a passing failure. */
   dialFailed(peer: PlexusPeer, err: Error): void {
     const address = `${peer.host}:${peer.port}`;
-    if (err instanceof PeerRejectedError) return this.refuse(peer.name, Refusal.wrongName, address, err);
+    if (err instanceof PeerRejectedError) return this.refuse(peer.name, err.reason as Refusal, address, err.cause ?? err);
     const { failure } = classifyTlsError(err);
     if (isCertificateFailure(failure)) return this.refuse(peer.name, failure, address, err);
     this.log.debug({ peer: peer.name, err: err.message }, 'plexus: dial failed');

@@ -39,6 +39,12 @@ export class Link {
   applying: Receiver | undefined;
   /** CN of the peer's certificate on the last connection ('' before any). */
   certName = '';
+  /** SHA-256 fingerprint of the peer's certificate on the last connection ('' before any). */
+  fingerprint = '';
+  /** The peer's cursors as its last hello gave them: what it held when it connected. */
+  holds: Cursors | undefined;
+  /** No longer a peer (removed from the cluster): never dialled or attached again. */
+  dropped = false;
   /** See {@link PeerStatus.ackedSeq}. */
   ackedSeq = 0;
   /** See {@link PeerStatus.appliedThrough}. */
@@ -68,7 +74,8 @@ export class Link {
   reconnectTimer: NodeJS.Timeout | undefined;
 
   constructor(
-    readonly peer: PlexusPeer,
+    /** Where the peer is reached; the member list may move it. */
+    public peer: PlexusPeer,
     /** This node dials the peer (its name sorts first); the peer never dials it. */
     readonly dialer: boolean,
     config: Pick<PlexusConfig, 'reconnectMinMs' | 'reconnectMaxMs'>,
@@ -119,8 +126,9 @@ export class Link {
       ...peerLag(node, this.ackedSeq),
       counters: { ...this.counters },
       gauges: { inFlightBytes: session?.sender.inFlightBytes ?? 0, inFlightBytesPeak: this.inFlightBytesPeak, queuedBytes: session?.socket.writableLength ?? 0 },
-      info: { certificate: this.certName, address: `${this.peer.host}:${this.peer.port}`, role: this.dialer ? 'dials' : 'accepts' },
+      info: { certificate: this.certName, fingerprint: this.fingerprint, address: `${this.peer.host}:${this.peer.port}`, role: this.dialer ? 'dials' : 'accepts' },
       appliedThrough: Object.fromEntries(this.appliedThrough),
+      ...(this.holds ? { holds: { ...this.holds } } : {}),
     };
   }
 }

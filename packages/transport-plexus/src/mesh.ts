@@ -21,6 +21,8 @@ export interface MeshHost {
 export class Mesh {
   #server: Server | undefined;
   #heartbeat: NodeJS.Timeout | undefined;
+  /** start() ran: links added from now on are dialled when added. */
+  #started = false;
   readonly #sockets = new Set<TLSSocket>();
 
   constructor(
@@ -67,6 +69,7 @@ export class Mesh {
 
   /** Starts the heartbeat and dials every peer this node dials. */
   start(): void {
+    this.#started = true;
     this.#heartbeat = setInterval(() => this.#tick(), this.config.heartbeatMs);
     for (const link of this.links.values()) if (link.dialer) this.#dial(link);
   }
@@ -83,7 +86,7 @@ export class Mesh {
 
   /** Dials `link`'s peer again after a backoff delay (once: a pending redial is kept). */
   scheduleReconnect(link: Link): void {
-    if (!this.host.running || !link.dialer || link.reconnectTimer) return;
+    if (!this.host.running || !link.dialer || link.dropped || link.reconnectTimer) return;
     link.reconnectTimer = setTimeout(() => {
       link.reconnectTimer = undefined;
       if (link.everConnected) link.counters.reconnects++;
@@ -91,8 +94,13 @@ export class Mesh {
     }, link.backoff.next());
   }
 
+  /** Dials `link`'s peer now if this node dials it and the mesh started (a peer added while the transport runs). */
+  dial(link: Link): void {
+    if (link.dialer && this.#started) this.#dial(link);
+  }
+
   #dial(link: Link): void {
-    if (!this.host.running) return;
+    if (!this.host.running || link.dropped) return;
     const socket = connect(this.admission.clientOptions(link.peer));
     this.#track(socket);
     socket.setNoDelay(true);
@@ -106,7 +114,7 @@ export class Mesh {
     socket.on('error', failed);
     socket.once('close', closed);
     socket.once('secureConnect', () => {
-      if (!this.host.running) return void socket.destroy();
+      if (!this.host.running || link.dropped) return void socket.destroy();
       socket.off('error', failed);
       socket.off('close', closed);
       this.host.attach(link, socket, link.peer.name, handshake);

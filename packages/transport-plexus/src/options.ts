@@ -38,6 +38,12 @@ export interface PlexusInit {
   readonly reconnectMaxMs?: number;
   /** Records per snapshot frame in a merge resync. Default {@link PLEXUS_DEFAULTS}.snapshotBatch. */
   readonly snapshotBatch?: number;
+  /**
+   * How long the connection of a removed member stays open so that the writes it
+   * acknowledged before it learned of its removal reach this node. Default
+   * {@link PLEXUS_DEFAULTS}.removalDrainMs.
+   */
+  readonly removalDrainMs?: number;
 }
 
 export interface PlexusComponents {
@@ -56,6 +62,7 @@ export const PLEXUS_DEFAULTS = Object.freeze({
   reconnectMinMs: 100,
   reconnectMaxMs: 5000,
   snapshotBatch: 500,
+  removalDrainMs: 5000,
 });
 
 /** {@link PlexusInit} with every default filled in; frozen. */

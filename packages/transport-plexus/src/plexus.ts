@@ -7,6 +7,7 @@ import {
   type ConfigError,
   type LocalNode,
   type Logger,
+  type Member,
   type ReplicationTransport,
   type StartOptions,
   type TransportStatus,
@@ -16,6 +17,7 @@ import { Frame, encodeControl } from './frames.js';
 import { Link } from './link.js';
 import { Mesh, type MeshHost } from './mesh.js';
 import { PLEXUS, type PlexusConfig, type PlexusInit } from './options.js';
+import { rosterOf } from './roster.js';
 import { Session, type SessionHost } from './session.js';
 import { subscriptionFor } from './subscription.js';
 
@@ -58,6 +60,10 @@ export class Plexus implements PlexusTransport, MeshHost, SessionHost {
   readonly #admission: Admission;
   readonly #mesh: Mesh;
   #node: LocalNode | undefined;
+  /** The latest member list given to {@link setMembers}; applied at start and on every change. */
+  #members: readonly Member[] = [];
+  /** This node was removed and is handing over its last writes (see {@link #leave}). */
+  #leaving = false;
   #unsubscribe: (() => void) | undefined;
   #expiryCheck: NodeJS.Timeout | undefined;
 
@@ -97,10 +103,7 @@ export class Plexus implements PlexusTransport, MeshHost, SessionHost {
     }
     this.#lifecycle.begin();
     this.#node = node;
-    for (const peer of this.config.peers) {
-      if (peer.name === node.name || this.#links.has(peer.name)) continue;
-      this.#links.set(peer.name, new Link(peer, node.name < peer.name, this.config));
-    }
+    this.#applyMembers();
     const unsubscribe = node.onCommit(() => {
       for (const link of this.#links.values()) link.wake();
     });
@@ -161,6 +164,114 @@ export class Plexus implements PlexusTransport, MeshHost, SessionHost {
     }
   }
 
+  setMembers(members: readonly Member[]): void {
+    this.#members = members;
+    if (this.#node) this.#applyMembers();
+  }
+
+  /**
+   * Makes the links what the seeds and the member list say: a link for every peer (dialled
+   * now if this node dials it and the transport runs), none for a removed member (its
+   * connection closed), a moved member reached at its new address from the next dial.
+   */
+  #applyMembers(): void {
+    const self = this.node.name;
+    const roster = rosterOf(self, this.config.peers, this.#members, (m) =>
+      this.log.warn({ member: m.name, address: m.address }, 'plexus: a member has no usable replication address; not connecting to it'),
+    );
+    this.#admission.bar(roster.removed, roster.revoked);
+    if (roster.selfRemoved) return this.#leave();
+    this.#leaving = false;
+    let changed = false;
+    for (const [name, link] of this.#links) {
+      const barred = this.#admission.barred(name, link.fingerprint || undefined);
+      if (roster.peers.has(name) && !barred) continue;
+      if (roster.peers.has(name)) {
+        // Its certificate was revoked, the member stays: drop the connection, keep the link.
+        this.log.warn({ peer: name, reason: barred }, 'plexus: closing the connection of a revoked certificate');
+        link.session?.close(barred as string);
+        continue;
+      }
+      this.#drop(link);
+      changed = true;
+    }
+    for (const [name, peer] of roster.peers) {
+      const link = this.#links.get(name);
+      if (link) {
+        if (link.peer.host !== peer.host || link.peer.port !== peer.port) {
+          this.log.info({ peer: name, from: `${link.peer.host}:${link.peer.port}`, to: `${peer.host}:${peer.port}` }, 'plexus: peer moved; reached at its new address from the next connection');
+          link.peer = peer;
+        }
+        continue;
+      }
+      const added = new Link(peer, self < name, this.config);
+      this.#links.set(name, added);
+      changed = true;
+      if (this.#unsubscribe) {
+        this.log.info({ peer: name, address: `${peer.host}:${peer.port}`, role: added.dialer ? 'dials' : 'accepts' }, 'plexus: peer added');
+        this.#mesh.dial(added);
+      }
+    }
+    if (changed) {
+      this.#resubscribeAll();
+      this.#waiters.notify();
+    }
+  }
+
+  /**
+   * A removed member: no longer a peer (not counted, never dialled or accepted again), but
+   * a live connection stays open for `removalDrainMs`, so that the writes it acknowledged
+   * before it learned of its removal still arrive; it closes it itself once they did.
+   */
+  #drop(link: Link): void {
+    link.dropped = true;
+    clearTimeout(link.reconnectTimer);
+    this.#links.delete(link.name);
+    const session = link.session;
+    if (!session?.connected) {
+      session?.close('removed');
+      this.log.warn({ peer: link.name }, 'plexus: peer removed from the cluster');
+      return;
+    }
+    this.log.warn({ peer: link.name, drainMs: this.config.removalDrainMs }, 'plexus: peer removed from the cluster; taking its last writes before closing its connection');
+    const timer = setTimeout(() => session.close('removed'), this.config.removalDrainMs);
+    timer.unref();
+  }
+
+  /**
+   * This node was removed: it hands its peers every entry of its log (the app refuses new
+   * writes once removed), waiting at most `removalDrainMs` for them to confirm, then closes
+   * every connection and replicates with nobody.
+   */
+  #leave(): void {
+    if (this.#leaving || this.#links.size === 0) return;
+    this.#leaving = true;
+    const links = [...this.#links.values()];
+    this.log.error({ node: this.node.name, peers: links.map((l) => l.name) }, 'plexus: this node was removed from the cluster; handing its last writes to its peers, then disconnecting');
+    const deadline = Date.now() + this.config.removalDrainMs;
+    const drain = async (): Promise<void> => {
+      for (;;) {
+        const target = this.#lifecycle.started ? this.node.lastSeq() : 0;
+        const connected = links.filter((l) => l.connected);
+        const left = deadline - Date.now();
+        if (connected.length === 0 || left <= 0) return;
+        // A peer that went away in the meantime no longer takes anything from this node.
+        const n = await this.#waiters.wait(() => connected.filter((l) => l.ackedSeq >= target || !l.connected).length, connected.length, left, () => this.#lifecycle.started);
+        if (n < connected.length || !this.#lifecycle.started || this.node.lastSeq() === target) return;
+      }
+    };
+    void drain().then(() => {
+      for (const link of links) {
+        link.dropped = true;
+        clearTimeout(link.reconnectTimer);
+        this.#links.delete(link.name);
+        link.session?.close('removed');
+      }
+      this.#waiters.notify();
+      this.log.error({ node: this.node.name }, 'plexus: this node left the cluster; add it again to rejoin');
+    });
+  }
+
   peerNames(): readonly string[] {
     return [...this.#links.keys()];
   }
@@ -181,7 +292,9 @@ export class Plexus implements PlexusTransport, MeshHost, SessionHost {
       this.log.info({ peer: link.name }, 'plexus: replacing an older connection');
       old.close('replaced');
     }
+    if (link.dropped) return void socket.destroy();
     link.certName = certName;
+    link.fingerprint = socket.getPeerCertificate().fingerprint256 ?? '';
     const session = new Session(link, socket, this, handshakeTimer);
     link.session = session;
     session.open();

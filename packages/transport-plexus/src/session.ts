@@ -152,6 +152,7 @@ export class Session {
     const confirmed = link.forgetIfLost(mine, now);
     if (confirmed !== undefined) host.log.warn({ peer: link.name, confirmed, now }, 'plexus: peer lost writes it had confirmed');
     this.peerHello = hello;
+    link.holds = hello.cursors;
     this.connected = true;
     link.backoff.reset();
     link.everConnected = true;

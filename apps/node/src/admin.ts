@@ -1,0 +1,40 @@
+import { createHash, timingSafeEqual } from 'node:crypto';
+import type { FastifyInstance } from 'fastify';
+import type { ReplicationTransport } from '@replica/transport-api';
+import { AdminDisabledError, AdminUnauthorizedError, InvalidMemberError } from './errors.js';
+import type { Membership } from './membership.js';
+
+/**
+ * The admin routes under `/cluster`, authenticated apart from the table routes: every
+ * request needs `Authorization: Bearer <ADMIN_TOKEN>`; with no ADMIN_TOKEN the routes
+ * answer 403 REPLICA_ERR_ADMIN_DISABLED. A refused request changes nothing.
+ */
+export function adminRoutes(adminToken: string | undefined, membership: Membership, transport: ReplicationTransport | undefined) {
+  return async (admin: FastifyInstance): Promise<void> => {
+    const want = adminToken === undefined ? undefined : createHash('sha256').update(`Bearer ${adminToken}`).digest();
+    admin.addHook('onRequest', async (req) => {
+      if (want === undefined) throw new AdminDisabledError();
+      const got = createHash('sha256').update(req.headers.authorization ?? '').digest();
+      if (!timingSafeEqual(got, want)) throw new AdminUnauthorizedError();
+    });
+
+    admin.get('/members', async () => {
+      const peers = new Map((transport?.status().peers ?? []).map((p) => [p.name, p.connected]));
+      return { members: membership.list().map((m) => ({ ...m, connected: m.name === membership.name || (peers.get(m.name) ?? false) })) };
+    });
+
+    admin.post<{ Body: unknown }>('/members', async (req, reply) => {
+      const body = req.body;
+      if (body === null || typeof body !== 'object' || Array.isArray(body)) throw new InvalidMemberError('the body must be a JSON object: {"name": "n4", "address": "host:port"}');
+      const unknown = Object.keys(body).filter((k) => k !== 'name' && k !== 'address');
+      if (unknown.length > 0) throw new InvalidMemberError(`unknown field ${JSON.stringify(unknown[0])}: only name and address`);
+      const { name, address } = body as { name?: unknown; address?: unknown };
+      if (typeof name !== 'string') throw new InvalidMemberError('name: a string is required');
+      if (address !== undefined && typeof address !== 'string') throw new InvalidMemberError('address: must be a string (host:port)');
+      const record = await membership.add({ name, ...(address !== undefined ? { address } : {}) });
+      return reply.code(201).send(record);
+    });
+
+    admin.delete<{ Params: { name: string } }>('/members/:name', async (req) => membership.remove(req.params.name));
+  };
+}
