@@ -2,6 +2,8 @@
 // pnpm cluster --nodes 3 --transport plexus|nats|none [--nats-mode per-write|batched] [--dir d] [--host 127.0.0.1]
 // Starts the nodes, waits until every peer link is up, prints each node's URL and then
 // one JSON line {"nodes":[{"name","url","pid"}, …]}; stops them all on Ctrl-C or SIGTERM.
+// While it runs it reads commands on stdin: `add [seed]`, `remove <name>`, `members`, `help`.
+import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
 import { startCluster, type ClusterTransport } from './cluster.js';
 
@@ -45,3 +47,52 @@ if (stopping) {
 }
 for (const n of cluster.nodes) console.log(`${n.name}  ${n.url}  pid ${n.pid}  log ${n.logFile}`);
 console.log(JSON.stringify({ nodes: cluster.nodes.map(({ name, url, pid }) => ({ name, url, pid })) }));
+
+const COMMANDS = `commands: add [seed]   start one more node, added through <seed>'s admin API (default n1) and given only <seed> in PEERS
+          remove <name>  remove a node from the member list (its process keeps running, refused by every member)
+          members        list the member list as n1 sees it
+          help`;
+const running = cluster;
+const index = (name: string | undefined): number => {
+  const i = running.nodes.findIndex((n) => n.name === name);
+  if (i < 0) throw new Error(`no node ${JSON.stringify(name)} (nodes: ${running.nodes.map((n) => n.name).join(', ')})`);
+  return i;
+};
+const lines = createInterface({ input: process.stdin, terminal: false });
+let queue = Promise.resolve();
+lines.on('line', (line) => {
+  const [command, arg, ...extra] = line.trim().split(/\s+/);
+  queue = queue.then(async () => {
+    try {
+      if (extra.length > 0) throw new Error(`too many arguments\n${COMMANDS}`);
+      switch (command) {
+        case '':
+        case undefined:
+          return;
+        case 'add': {
+          const n = await running.add({ seed: index(arg ?? running.nodes[0]?.name) });
+          console.log(`added ${n.name}  ${n.url}  pid ${n.pid}  log ${n.logFile}`);
+          return;
+        }
+        case 'remove':
+          await running.remove(index(arg));
+          console.log(`removed ${String(arg)}`);
+          return;
+        case 'members': {
+          const via = running.nodes[0] as (typeof running.nodes)[number];
+          const res = await fetch(`${via.url}/cluster/members`, { headers: { authorization: `Bearer ${running.adminToken}` } });
+          const body = (await res.json()) as { members: { name: string; state: string; address: string; connected: boolean }[] };
+          for (const m of body.members) console.log(`${m.name}  ${m.state}  ${m.address || '-'}${m.state === 'active' ? (m.connected ? '  connected' : '  not connected') : ''}`);
+          return;
+        }
+        case 'help':
+          console.log(COMMANDS);
+          return;
+        default:
+          throw new Error(`unknown command ${JSON.stringify(command)}\n${COMMANDS}`);
+      }
+    } catch (err) {
+      console.error(`cluster: ${(err as Error).message}`);
+    }
+  });
+});
