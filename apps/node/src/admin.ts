@@ -1,7 +1,8 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
 import type { ReplicationTransport } from '@replica/transport-api';
-import { AdminDisabledError, AdminUnauthorizedError, InvalidMemberError } from './errors.js';
+import { AdminDisabledError, AdminUnauthorizedError, InvalidMemberError, JoinDisabledError } from './errors.js';
+import { tokenRequest, type JoinSigner } from './join.js';
 import type { Membership } from './membership.js';
 
 /**
@@ -9,7 +10,7 @@ import type { Membership } from './membership.js';
  * request needs `Authorization: Bearer <ADMIN_TOKEN>`; with no ADMIN_TOKEN the routes
  * answer 403 REPLICA_ERR_ADMIN_DISABLED. A refused request changes nothing.
  */
-export function adminRoutes(adminToken: string | undefined, membership: Membership, transport: ReplicationTransport | undefined) {
+export function adminRoutes(adminToken: string | undefined, membership: Membership, transport: ReplicationTransport | undefined, signer: JoinSigner | undefined) {
   return async (admin: FastifyInstance): Promise<void> => {
     const want = adminToken === undefined ? undefined : createHash('sha256').update(`Bearer ${adminToken}`).digest();
     admin.addHook('onRequest', async (req) => {
@@ -36,5 +37,29 @@ export function adminRoutes(adminToken: string | undefined, membership: Membersh
     });
 
     admin.delete<{ Params: { name: string } }>('/members/:name', async (req) => membership.remove(req.params.name));
+
+    // A one-time token for one node to join with a certificate request (POST /cluster/join, outside this plugin).
+    admin.post<{ Body: unknown }>('/join-tokens', async (req, reply) => {
+      if (!signer) throw new JoinDisabledError();
+      const { name, ttlSeconds } = tokenRequest(req.body, membership);
+      return reply.code(201).send(signer.issue(name, ttlSeconds));
+    });
+  };
+}
+
+/**
+ * `POST /cluster/join`: a new node presents a join token, its certificate request and its
+ * replication address; it gets its certificate and the CA file, and is added. The token is
+ * the authentication: this route takes no admin token.
+ */
+export function joinRoute(membership: Membership, signer: JoinSigner | undefined) {
+  return async (app: FastifyInstance): Promise<void> => {
+    app.post<{ Body: unknown }>('/cluster/join', async (req, reply) => {
+      if (!signer) throw new JoinDisabledError();
+      const body = req.body;
+      if (body === null || typeof body !== 'object' || Array.isArray(body)) throw new InvalidMemberError('the body must be a JSON object: {"token", "csr", "address"}');
+      const { token, csr, address } = body as Record<string, unknown>;
+      return reply.code(201).send(await signer.redeem(token, csr, address, membership));
+    });
   };
 }

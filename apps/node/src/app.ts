@@ -23,7 +23,8 @@ import {
   httpStatusOf,
   toReplicaError,
 } from './errors.js';
-import { adminRoutes } from './admin.js';
+import { adminRoutes, joinRoute } from './admin.js';
+import type { JoinSigner } from './join.js';
 import { Membership, selfAddress } from './membership.js';
 import { Metrics } from './metrics.js';
 import { ReadinessCheck } from './readiness.js';
@@ -35,6 +36,8 @@ export interface AppDeps {
   readonly logger?: FastifyBaseLogger;
   /** The member list, started by the caller before the transport; default: one over `store` (not started). */
   readonly membership?: Membership;
+  /** Signs joining nodes' certificate requests (a node with TLS_CA_KEY); without it `/cluster/join` is off. */
+  readonly signer?: JoinSigner | undefined;
 }
 
 /** Paths the node itself uses: not available as table names. */
@@ -121,7 +124,8 @@ export function buildApp(config: Config, deps: AppDeps): FastifyInstance {
     return reply.send({ status: 'ready', node: store.name });
   });
 
-  void app.register(adminRoutes(config.adminToken, membership, transport), { prefix: '/cluster' });
+  void app.register(adminRoutes(config.adminToken, membership, transport, deps.signer), { prefix: '/cluster' });
+  void app.register(joinRoute(membership, deps.signer));
 
   app.get('/status', async () => ({
     node: store.name,

@@ -25,6 +25,8 @@ export type TransportConfig =
       readonly advertise: string;
       /** Paths of the PEM files. */
       readonly tls: { readonly ca: string; readonly cert: string; readonly key: string };
+      /** Path of the cluster CA's private key: when set, this node signs the certificate requests of joining nodes. */
+      readonly caKey: string | undefined;
     }
   | {
       readonly kind: 'nats';
@@ -164,7 +166,7 @@ export function loadConfig(env: Env): Config {
     else if (advertised.host === '0.0.0.0' || advertised.host === '::') {
       problems.push(`REPLICATION_ADVERTISE is required when REPLICATION_HOST is ${listen.host}: the address other members reach this node at`);
     }
-    transport = { kind: 'plexus', listen, peers, advertise, tls: { ca: file('TLS_CA'), cert: file('TLS_CERT'), key: file('TLS_KEY') } };
+    transport = { kind: 'plexus', listen, peers, advertise, tls: { ca: file('TLS_CA'), cert: file('TLS_CERT'), key: file('TLS_KEY') }, caKey: pemFile('TLS_CA_KEY') };
   } else if (kind === 'nats') {
     const servers = (env['NATS_URL'] ?? '').split(',').map((u) => u.trim()).filter(Boolean);
     if (servers.length === 0) problems.push('NATS_URL is required for REPLICATION_TRANSPORT=nats (e.g. nats://127.0.0.1:4222)');

@@ -136,6 +136,22 @@ export class MembershipUnavailableError extends ReplicaError {
   }
 }
 
+/** Joining with a certificate request is off on this node: it has no TLS_CA_KEY (or does not run plexus). */
+export class JoinDisabledError extends ReplicaError {
+  readonly code = 'REPLICA_ERR_JOIN_DISABLED';
+  constructor() {
+    super('joining with a certificate request is off on this node: it needs REPLICATION_TRANSPORT=plexus and TLS_CA_KEY (or sign with replica-certs sign --csr)');
+  }
+}
+
+/** A join token that this node did not issue, that expired, or that was used already. */
+export class JoinTokenInvalidError extends ReplicaError {
+  readonly code = 'REPLICA_ERR_JOIN_TOKEN_INVALID';
+  constructor() {
+    super('the join token is unknown to this node, expired, or used already: ask for a new one (POST /cluster/join-tokens on the node that signs)');
+  }
+}
+
 /** An unexpected failure; the log has the details. */
 export class InternalError extends ReplicaError {
   readonly code = 'REPLICA_ERR_INTERNAL';
@@ -162,6 +178,8 @@ export const appErrorClasses = {
   REPLICA_ERR_MEMBER_NOT_FOUND: MemberNotFoundError,
   REPLICA_ERR_MEMBER_REMOVAL_REFUSED: MemberRemovalRefusedError,
   REPLICA_ERR_MEMBERSHIP_UNAVAILABLE: MembershipUnavailableError,
+  REPLICA_ERR_JOIN_DISABLED: JoinDisabledError,
+  REPLICA_ERR_JOIN_TOKEN_INVALID: JoinTokenInvalidError,
   REPLICA_ERR_INTERNAL: InternalError,
 } as const;
 
@@ -197,6 +215,8 @@ export const httpStatusOf: Readonly<Record<ErrorCode | AppErrorCode, number>> = 
   REPLICA_ERR_MEMBER_NOT_FOUND: 404,
   REPLICA_ERR_MEMBER_REMOVAL_REFUSED: 409,
   REPLICA_ERR_MEMBERSHIP_UNAVAILABLE: 409,
+  REPLICA_ERR_JOIN_DISABLED: 403,
+  REPLICA_ERR_JOIN_TOKEN_INVALID: 401,
   REPLICA_ERR_INTERNAL: 500,
 };
 

@@ -4,6 +4,7 @@ import { Store } from '@replica/storage';
 import { ConfigError, type ReplicationTransport } from '@replica/transport-api';
 import { buildApp } from './app.js';
 import { loadConfig, type Config } from './config.js';
+import { JoinSigner } from './join.js';
 import { Membership, selfAddress } from './membership.js';
 import { reloadTlsOnChange } from './tls-reload.js';
 import { transportFromConfig } from './transport.js';
@@ -11,8 +12,10 @@ import { transportFromConfig } from './transport.js';
 /** Starts one node from the environment; stops cleanly on SIGTERM/SIGINT; a node re-reads its TLS files on SIGHUP and when they change. */
 async function main(): Promise<void> {
   let config: Config;
+  let signer: JoinSigner | undefined;
   try {
     config = loadConfig(process.env);
+    if (config.transport.kind === 'plexus' && config.transport.caKey !== undefined) signer = JoinSigner.fromFiles(config.transport.tls.ca, config.transport.caKey);
   } catch (err) {
     if (err instanceof ConfigError) {
       process.stderr.write(`replica: ${err.message}\n`);
@@ -41,7 +44,7 @@ async function main(): Promise<void> {
     process.exit(1);
   }
   const membership = new Membership(store, transport, { name: config.nodeName, address: selfAddress(config.transport) }, logger.child({ component: 'membership' }));
-  const app = buildApp(config, { store, transport, logger, membership });
+  const app = buildApp(config, { store, transport, logger, membership, signer });
 
   let stopTlsWatch: (() => void) | undefined;
   let stopping: Promise<void> | undefined;

@@ -79,12 +79,18 @@ export class Membership {
     return out.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   }
 
+  /** The change as {@link add} would make it, or the error it would refuse it with; changes nothing. */
+  checkAdd(change: MemberChange): { name: string; address: string } {
+    if (!this.transport) throw new MembershipUnavailableError();
+    const checked = this.#validate(change);
+    if (this.#get(checked.name)?.state === 'active') throw new MemberExistsError(checked.name);
+    return checked;
+  }
+
   /** Adds `change.name` (again, if it was removed: its revoked certificates stay refused). */
   async add(change: MemberChange): Promise<MemberRecord> {
-    if (!this.transport) throw new MembershipUnavailableError();
-    const { name, address } = this.#validate(change);
+    const { name, address } = this.checkAdd(change);
     const current = this.#get(name);
-    if (current?.state === 'active') throw new MemberExistsError(name);
     const record = await this.#write({ name, address, state: 'active', revoked: current?.revoked ?? [] });
     this.log.warn({ member: name, address }, 'membership: member added');
     return record;

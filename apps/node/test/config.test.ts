@@ -205,6 +205,7 @@ describe('loadConfig', () => {
         ],
         advertise: '127.0.0.2:9901',
         tls: { ca: files.TLS_CA, cert: files.TLS_CERT, key: files.TLS_KEY },
+        caKey: undefined,
       });
     });
 

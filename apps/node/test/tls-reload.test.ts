@@ -45,7 +45,7 @@ describe('TLS files re-read while a plexus node runs', () => {
       await store.close();
     });
     const log = recorder();
-    const config = { kind: 'plexus', listen: { host: '127.0.0.1', port: 0 }, peers: [], tls: paths } as const;
+    const config = { kind: 'plexus', listen: { host: '127.0.0.1', port: 0 }, peers: [], advertise: '127.0.0.1:1', tls: paths, caKey: undefined } as const;
     const stop = reloadTlsOnChange(config, transport, log) as () => void;
     cleanup.push(stop);
     const expiryDays = () => Math.round((transport.status().gauges['tlsCertificateExpirySeconds'] ?? 0) / 86_400);

@@ -54,9 +54,53 @@ export async function createCertificateAuthority(name = 'replica-cluster-ca', da
   return { name, cert: cert.toString('pem'), key: pemKey(await webcrypto.subtle.exportKey('pkcs8', keys.privateKey)) };
 }
 
-/** Issues a node certificate (client and server auth) signed by `ca`. */
+/** Issues a node certificate (client and server auth) signed by `ca`, with a new key pair. */
 export async function createNodeCertificate(ca: CertificateAuthority, opts: NodeCertificateOptions): Promise<Credentials> {
   const keys = (await webcrypto.subtle.generateKey(ALG, true, ['sign', 'verify'])) as webcrypto.CryptoKeyPair;
+  const cert = await issue(ca, keys.publicKey, opts);
+  return { cert, key: pemKey(await webcrypto.subtle.exportKey('pkcs8', keys.privateKey)) };
+}
+
+/** A certificate request and its private key, PEM. */
+export interface CertificateRequest {
+  readonly csr: string;
+  readonly key: string;
+}
+
+/** Creates a key pair and a PKCS#10 request for node `name` (its CN), to be signed by a CA holder. */
+export async function createCertificateRequest(name: string): Promise<CertificateRequest> {
+  const keys = (await webcrypto.subtle.generateKey(ALG, true, ['sign', 'verify'])) as webcrypto.CryptoKeyPair;
+  const csr = await x509.Pkcs10CertificateRequestGenerator.create({ name: `CN=${name}`, keys, signingAlgorithm: ALG });
+  return { csr: csr.toString('pem'), key: pemKey(await webcrypto.subtle.exportKey('pkcs8', keys.privateKey)) };
+}
+
+/** What {@link readCertificateRequest} found in a request: the node name it asks for, once its signature verified. */
+export interface RequestedCertificate {
+  readonly name: string;
+  /** Signs it: a node certificate for `name` with the request's public key. */
+  sign(ca: CertificateAuthority, opts?: Omit<NodeCertificateOptions, 'name'>): Promise<string>;
+}
+
+/**
+ * Parses a PEM certificate request and checks its signature (the requester holds the
+ * key). Throws an Error saying what is wrong: not a request, a bad signature, not
+ * exactly one CN.
+ */
+export async function readCertificateRequest(pem: string): Promise<RequestedCertificate> {
+  let csr: x509.Pkcs10CertificateRequest;
+  try {
+    csr = new x509.Pkcs10CertificateRequest(pem);
+  } catch (err) {
+    throw new Error(`not a PEM certificate request: ${(err as Error).message}`);
+  }
+  if (!(await csr.verify().catch(() => false))) throw new Error('the request\'s signature does not verify');
+  const cns = csr.subjectName.getField('CN');
+  if (cns.length !== 1) throw new Error(`the request must name exactly one CN, it names ${cns.length}`);
+  const name = cns[0] as string;
+  return { name, sign: (ca, opts = {}) => issue(ca, csr.publicKey, { ...opts, name }) };
+}
+
+async function issue(ca: CertificateAuthority, publicKey: x509.PublicKeyType, opts: NodeCertificateOptions): Promise<string> {
   const caCert = new x509.X509Certificate(ca.cert);
   const caKey = await webcrypto.subtle.importKey('pkcs8', pemBody(ca.key), ALG, false, ['sign']);
   const now = Date.now();
@@ -68,7 +112,7 @@ export async function createNodeCertificate(ca: CertificateAuthority, opts: Node
     notBefore: opts.notBefore ?? new Date(now - DAY),
     notAfter: opts.notAfter ?? new Date(now + 825 * DAY),
     signingAlgorithm: ALG,
-    publicKey: keys.publicKey,
+    publicKey,
     signingKey: caKey,
     extensions: [
       new x509.BasicConstraintsExtension(false, undefined, true),
@@ -81,7 +125,7 @@ export async function createNodeCertificate(ca: CertificateAuthority, opts: Node
       await x509.AuthorityKeyIdentifierExtension.create(caCert),
     ],
   });
-  return { cert: cert.toString('pem'), key: pemKey(await webcrypto.subtle.exportKey('pkcs8', keys.privateKey)) };
+  return cert.toString('pem');
 }
 
 function pemBody(pem: string): ArrayBuffer {
