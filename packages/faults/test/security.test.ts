@@ -1,5 +1,6 @@
 // Security checks against running multi-process clusters: every intruder is refused,
 // counted, and changes no data anywhere.
+import { X509Certificate } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { connect as tcpConnect } from 'node:net';
@@ -147,6 +148,53 @@ describe('security', () => {
       expect(await rejected(n.url, 'untrustedCertificate'), `${n.name} refused no peer`).toBe(0);
       expect(await rejected(n.url, 'refusedCertificate'), `${n.name} was refused by no peer`).toBe(0);
     }
+  });
+
+  it('nats nodes rotate their client certificates under writes with no restart; a malformed file changes nothing', async () => {
+    const ca = await createCertificateAuthority('nats-rotation-ca');
+    const c = (cluster = await startCluster({ nodes: 3, transport: 'nats', natsTls: true, ca, env: { CONFIRM_TIMEOUT_MS: '5000' } }));
+    const load = insertLoad(c, { targets: () => [0, 1, 2], prefix: 'nr', concurrency: 6, maxWrites: 2000, maxMs: 30_000 });
+    const certs = join(c.dir, 'certs');
+    const logOf = (i: number) => readFileSync(c.nodes[i]?.logFile as string, 'utf8');
+    const count = (text: string, msg: string) => text.split('\n').filter((l) => l.includes(`"msg":"${msg}"`)).length;
+    /** The SHA-256 of the certificate node i's broker connection presents, as its nats-server sees it. */
+    const presented = async (i: number): Promise<string | undefined> => {
+      const http = /http: "([^"]+)"/.exec(readFileSync(c.natsServers[i]?.configFile as string, 'utf8'))?.[1];
+      const connz = (await (await fetch(`http://${http}/connz?auth=1`)).json()) as { connections: { name?: string; tls_peer_certs?: { subject: string; cert_sha256: string }[] }[] };
+      const mine = connz.connections.find((x) => x.name === `replica-${c.nodes[i]?.name}`);
+      return mine?.tls_peer_certs?.find((p) => p.subject === `CN=${c.nodes[i]?.name}`)?.cert_sha256;
+    };
+    const sha256 = (pem: string) => new X509Certificate(pem).fingerprint256.replace(/:/g, '').toLowerCase();
+    const before = await Promise.all([0, 1, 2].map(presented));
+    for (const [i, n] of c.nodes.entries()) expect(before[i], `${n.name} presents its certificate`).toBe(sha256(readFileSync(join(certs, `${n.name}.crt`), 'utf8')));
+    await sleep(500);
+    const ackedBefore = load.acked.length;
+
+    const next = await Promise.all(c.nodes.map((n) => createNodeCertificate(ca, { name: n.name, hosts: ['localhost', '127.0.0.1'] })));
+    for (const [i, n] of c.nodes.entries()) {
+      writeFileSync(join(certs, `${n.name}.key`), (next[i] as { key: string }).key);
+      writeFileSync(join(certs, `${n.name}.crt`), (next[i] as { cert: string }).cert);
+    }
+    const reloads = [0, 1, 2].map((i) => count(logOf(i), 'TLS files reloaded'));
+    for (const n of c.nodes) process.kill(n.pid, 'SIGHUP');
+    for (const i of [0, 1, 2]) {
+      const deadline = Date.now() + 15_000;
+      while (((await presented(i)) !== sha256((next[i] as { cert: string }).cert) || count(logOf(i), 'TLS files reloaded') <= (reloads[i] as number)) && Date.now() < deadline) await sleep(100);
+      expect(await presented(i), `${c.nodes[i]?.name} reconnected with its new certificate`).toBe(sha256((next[i] as { cert: string }).cert));
+    }
+    // A malformed replacement is refused with the reason; the node keeps its connection and certificate.
+    writeFileSync(join(certs, `${c.nodes[0]?.name}.crt`), 'not a certificate');
+    process.kill(c.nodes[0]?.pid as number, 'SIGHUP');
+    const refusedAt = Date.now() + 10_000;
+    while (count(logOf(0), 'TLS files not reloaded: the material in use stays') === 0 && Date.now() < refusedAt) await sleep(50);
+    expect(logOf(0)).toMatch(/"msg":"TLS files not reloaded: the material in use stays"/);
+    expect(await presented(0)).toBe(sha256((next[0] as { cert: string }).cert));
+    const ackedRotated = load.acked.length;
+    expect(ackedRotated, 'writes were acknowledged while the certificates changed').toBeGreaterThan(ackedBefore);
+    await load.done;
+    expect(load.acked.length, 'writes went on after the rotation').toBeGreaterThan(ackedRotated);
+    expect(load.failed(), 'writes refused during the rotation').toBe(0);
+    await checkConverged(c, { acked: load.acked });
   });
 
   it('nats with auth refuses clients and routes without credentials; no data changes', async () => {

@@ -72,6 +72,16 @@ export class AsyncPublisher {
     });
   }
 
+  /**
+   * The connection was re-established: PubAcks of what was published before are lost
+   * (the server answered while this client was away), so every pending publish fails
+   * now instead of at the timeout, and the caller republishes (ids make it idempotent).
+   */
+  reset(): void {
+    for (const p of this.#pending.values()) p.reject(new Error('the connection was re-established before the PubAck came'));
+    this.#pending.clear();
+  }
+
   close(): void {
     clearInterval(this.#sweep);
     this.#sub.unsubscribe();

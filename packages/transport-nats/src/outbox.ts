@@ -29,6 +29,8 @@ export class Outbox {
   readonly #order = new PubAckOrder();
   /** Message id of the last message the stream stored, for the next publish's expectation. */
   #lastStoredId: string | undefined;
+  /** The running publish loop's publisher, while run() runs. */
+  #publisher: AsyncPublisher | undefined;
 
   constructor(private readonly ctx: NatsContext) {
     // Until the outbox knows what its stream holds, retention keeps the whole log.
@@ -40,8 +42,18 @@ export class Outbox {
     return this.#order.shippedSeq;
   }
 
-  /** Looks at the log again now (a commit, a reconnect). */
+  /** Looks at the log again now (a commit). */
   wake(): void {
+    this.#wakeup.wake();
+  }
+
+  /**
+   * The broker connection came back (after an outage, or a reconnect for new TLS files):
+   * PubAcks owed for earlier publishes will not come, so they fail now and the loop
+   * rewinds to what the stream holds, instead of writers waiting for the publish timeout.
+   */
+  reconnected(): void {
+    this.#publisher?.reset();
     this.#wakeup.wake();
   }
 
@@ -64,6 +76,7 @@ export class Outbox {
   async run(nc: NatsConnection, admin: StreamAdmin, head: StreamHead): Promise<void> {
     const { node, cfg, names, lifecycle, log } = this.ctx;
     const publisher = new AsyncPublisher(nc, cfg.publishTimeoutMs);
+    this.#publisher = publisher;
     const batched = cfg.mode === PublishMode.batched;
     const readLimit = batched ? cfg.batchMaxEntries : READ_BATCH;
     this.#order.advance(head.originSeq, 0);
@@ -136,6 +149,7 @@ export class Outbox {
         inflight.add(p);
       }
     }
+    this.#publisher = undefined;
     publisher.close(); // rejects what is still waiting for a PubAck
     await Promise.allSettled([...inflight]);
   }

@@ -118,7 +118,7 @@ class Nats implements NatsTransport {
   async #startOn(nc: NatsConnection, ctx: NatsContext, run: Running, opts: StartOptions): Promise<void> {
     const { node, cfg, log } = ctx;
     const { outbox, confirmations } = run;
-    ctx.track(this.#connection.watch(this.#lifecycle.stopped, () => outbox.wake()));
+    ctx.track(this.#connection.watch(this.#lifecycle.stopped, () => outbox.reconnected()));
     const starting: StartStep = (what, step) => whileStarting(what, step, { timeoutMs: cfg.startTimeoutMs, open: () => this.#lifecycle.started, log });
     const admin = new StreamAdmin(await starting('reaching JetStream', () => nc.jetstreamManager()), cfg, ctx.names);
     const js = nc.jetstream({ timeout: cfg.publishTimeoutMs });

@@ -85,9 +85,13 @@ export function insertLoad(cluster: Cluster, o: LoadOptions): Load {
           body: JSON.stringify({ id, n, pad }),
           signal: AbortSignal.timeout(5000),
         });
-        await r.arrayBuffer();
+        const body = await r.text();
         if (r.status === 201) acked.push(id);
-        else failed++;
+        else {
+          failed++;
+          // DEBUG_LOAD=1 shows what a refused write was answered (a scenario expecting none failing).
+          if (process.env['DEBUG_LOAD']) console.log('load: refused', node?.name, r.status, body.slice(0, 200));
+        }
       } catch {
         failed++; // the node is down, frozen or too slow: not acknowledged
         await sleep(20);
