@@ -157,12 +157,19 @@ describe('security', () => {
     const certs = join(c.dir, 'certs');
     const logOf = (i: number) => readFileSync(c.nodes[i]?.logFile as string, 'utf8');
     const count = (text: string, msg: string) => text.split('\n').filter((l) => l.includes(`"msg":"${msg}"`)).length;
-    /** The SHA-256 of the certificate node i's broker connection presents, as its nats-server sees it. */
+    /**
+     * The SHA-256 of the certificate node i's broker connection presents, as the
+     * nats-server it is connected to sees it (a reconnect may pick any server of the
+     * cluster: the client learns them all).
+     */
     const presented = async (i: number): Promise<string | undefined> => {
-      const http = /http: "([^"]+)"/.exec(readFileSync(c.natsServers[i]?.configFile as string, 'utf8'))?.[1];
-      const connz = (await (await fetch(`http://${http}/connz?auth=1`)).json()) as { connections: { name?: string; tls_peer_certs?: { subject: string; cert_sha256: string }[] }[] };
-      const mine = connz.connections.find((x) => x.name === `replica-${c.nodes[i]?.name}`);
-      return mine?.tls_peer_certs?.find((p) => p.subject === `CN=${c.nodes[i]?.name}`)?.cert_sha256;
+      for (const server of c.natsServers) {
+        const http = /http: "([^"]+)"/.exec(readFileSync(server.configFile, 'utf8'))?.[1];
+        const connz = (await (await fetch(`http://${http}/connz?auth=1`)).json()) as { connections: { name?: string; tls_peer_certs?: { subject: string; cert_sha256: string }[] }[] };
+        const mine = connz.connections.find((x) => x.name === `replica-${c.nodes[i]?.name}`);
+        if (mine) return mine.tls_peer_certs?.find((p) => p.subject === `CN=${c.nodes[i]?.name}`)?.cert_sha256;
+      }
+      return undefined;
     };
     const sha256 = (pem: string) => new X509Certificate(pem).fingerprint256.replace(/:/g, '').toLowerCase();
     const before = await Promise.all([0, 1, 2].map(presented));
