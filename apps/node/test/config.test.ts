@@ -159,14 +159,7 @@ describe('loadConfig', () => {
       });
 
       it('reports unreadable files, and a certificate without its key, together', () => {
-        const problems = (env: Record<string, string>) => {
-          try {
-            loadConfig({ ...nats, ...env });
-          } catch (e) {
-            return (e as ConfigError).problems;
-          }
-          return [];
-        };
+        const problems = (env: Record<string, string>) => problemsOf({ ...nats, ...env });
         expect(problems({ NATS_TLS_CA: '/nonexistent/ca.crt', NATS_TLS_CERT: files.NATS_TLS_CERT })).toEqual([
           'NATS_TLS_CA: cannot read /nonexistent/ca.crt',
           "NATS_TLS_CERT and NATS_TLS_KEY go together (the node's client certificate and its key), but only NATS_TLS_CERT is set",
@@ -213,17 +206,10 @@ describe('loadConfig', () => {
       const base = { REPLICATION_TRANSPORT: 'plexus', NODE_NAME: 'n1', PEERS: 'n2@127.0.0.3:9902', ...files };
       const c = loadConfig({ ...base, REPLICATION_HOST: '0.0.0.0', REPLICATION_ADVERTISE: 'n1.example:9800' });
       expect(c.transport.kind === 'plexus' && c.transport.advertise).toBe('n1.example:9800');
-      const problemsOf = (env: Record<string, string>) => {
-        try {
-          loadConfig({ ...base, ...env });
-        } catch (e) {
-          return (e as ConfigError).problems;
-        }
-        return [];
-      };
-      expect(problemsOf({ REPLICATION_HOST: '0.0.0.0' })).toEqual([expect.stringMatching(/^REPLICATION_ADVERTISE is required when REPLICATION_HOST is 0\.0\.0\.0/)]);
-      expect(problemsOf({ REPLICATION_PORT: '0' })).toEqual([expect.stringMatching(/^REPLICATION_ADVERTISE is required when REPLICATION_PORT is 0/)]);
-      expect(problemsOf({ REPLICATION_ADVERTISE: 'no port' })).toEqual(['REPLICATION_ADVERTISE must be host:port, got "no port"']);
+      const problems = (env: Record<string, string>) => problemsOf({ ...base, ...env });
+      expect(problems({ REPLICATION_HOST: '0.0.0.0' })).toEqual([expect.stringMatching(/^REPLICATION_ADVERTISE is required when REPLICATION_HOST is 0\.0\.0\.0/)]);
+      expect(problems({ REPLICATION_PORT: '0' })).toEqual([expect.stringMatching(/^REPLICATION_ADVERTISE is required when REPLICATION_PORT is 0/)]);
+      expect(problems({ REPLICATION_ADVERTISE: 'no port' })).toEqual(['REPLICATION_ADVERTISE must be host:port, got "no port"']);
     });
 
     it('takes ADMIN_TOKEN of at least 16 characters, different from API_TOKEN', () => {
@@ -251,3 +237,13 @@ describe('loadConfig', () => {
     });
   });
 });
+
+/** The problems loadConfig reports for `env`, or [] when it accepts it. */
+function problemsOf(env: Record<string, string>): readonly string[] {
+  try {
+    loadConfig(env);
+  } catch (e) {
+    return (e as ConfigError).problems;
+  }
+  return [];
+}
