@@ -65,8 +65,16 @@ export class StreamAdmin {
   }
 
   /** The newest message of this node's stream. */
-  async ownHead(): Promise<StreamHead> {
-    const stream = this.names.ownStream;
+  ownHead(): Promise<StreamHead> {
+    return this.head(this.names.ownStream);
+  }
+
+  /**
+   * The newest message of `stream`: its last entry's originSeq is the most of its origin
+   * that the stream holds (one message may carry many entries). Rejects with a
+   * not-found error ({@link isNotFound}) when the stream does not exist.
+   */
+  async head(stream: string): Promise<StreamHead> {
     const { state } = await this.jsm.streams.info(stream);
     if (state.messages === 0) return { originSeq: 0, msgId: undefined };
     const last = await this.jsm.streams.getMessage(stream, { seq: state.last_seq });
@@ -83,6 +91,26 @@ export class StreamAdmin {
       if (origin !== undefined && stream !== this.names.ownStream) out.push({ origin, stream });
     }
     return out;
+  }
+
+  /** Deletes `stream` and every consumer on it; true if it existed. */
+  async deleteStream(stream: string): Promise<boolean> {
+    try {
+      return await this.jsm.streams.delete(stream);
+    } catch (err) {
+      if (isNotFound(err)) return false;
+      throw err;
+    }
+  }
+
+  /** Deletes the durable consumer `durable` on `stream`; true if it existed. */
+  async deleteConsumer(stream: string, durable: string): Promise<boolean> {
+    try {
+      return await this.jsm.consumers.delete(stream, durable);
+    } catch (err) {
+      if (isNotFound(err)) return false;
+      throw err;
+    }
   }
 
   /** The data of message `seq` of `stream`, or undefined when the stream does not hold it. */

@@ -13,6 +13,10 @@ import { ANNOUNCE_INTERVAL_MS, ANNOUNCE_REFRESH_MS } from './options.js';
 export class Confirmations {
   /** Per peer, the cursors it last announced. */
   readonly #peerCursors = new Map<string, Cursors>();
+  /** Per peer, when its last announcement arrived (Date.now()). */
+  readonly #heardAt = new Map<string, number>();
+  /** Removed members: what they announce no longer counts as a replica. */
+  #removed: ReadonlySet<string> = new Set();
   readonly #waiters = new ConfirmationWaiters();
   /** Peers learn this node's cursors at once, not at its next apply. */
   #dirty = true;
@@ -40,6 +44,7 @@ export class Confirmations {
           return;
         }
         this.#peerCursors.set(from, cursors);
+        this.#heardAt.set(from, Date.now());
         this.#waiters.notify();
         this.announced(from);
       },
@@ -72,6 +77,17 @@ export class Confirmations {
     return this.#peerCursors.get(peer) ?? {};
   }
 
+  /** When `peer`'s last announcement arrived (Date.now()), or undefined if it never announced. */
+  heardAt(peer: string): number | undefined {
+    return this.#heardAt.get(peer);
+  }
+
+  /** From now on, `removed` members are not counted by {@link waitForReplicas}. */
+  exclude(removed: ReadonlySet<string>): void {
+    this.#removed = removed;
+    this.#waiters.notify();
+  }
+
   /**
    * The highest seq of this node's log through which `peer` confirmed applying. A peer
    * takes only this node's own writes from this node's stream: it confirmed this log up
@@ -92,7 +108,7 @@ export class Confirmations {
     const originSeq = node.readLog(seq, 1)[0]?.originSeq ?? Number.POSITIVE_INFINITY;
     const confirmed = () => {
       let n = 0;
-      for (const cursors of this.#peerCursors.values()) if ((cursors[node.name] ?? 0) >= originSeq) n++;
+      for (const [peer, cursors] of this.#peerCursors) if (!this.#removed.has(peer) && (cursors[node.name] ?? 0) >= originSeq) n++;
       return n;
     };
     return this.#waiters.wait(confirmed, count, timeoutMs, () => lifecycle.started);

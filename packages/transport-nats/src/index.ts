@@ -5,8 +5,11 @@ export type { NatsTlsFiles } from './tls.js';
 export {
   natsServerBinary,
   natsServerConfig,
+  joinNatsCluster,
+  routesOf,
   startNatsCluster,
   startNatsServer,
+  type NatsJoinOptions,
   type NatsClusterOptions,
   type NatsServer,
   type NatsServerOptions,

@@ -43,6 +43,12 @@ export interface NatsInit {
   /** How often other nodes' streams are looked for, and consumer state refreshed. Default 1000 ms. */
   readonly discoverIntervalMs?: number;
   /**
+   * After this node learned that a member was removed, how long it waits at most for the
+   * removed node to finish shipping writes it committed but its stream does not hold yet
+   * (what the stream holds is always applied first, however long that takes). Default 5000 ms.
+   */
+  readonly removalDrainMs?: number;
+  /**
    * TLS for the connection to NATS (PEM file paths). When set, the node connects only
    * with TLS: `ca` is the CA that signed the servers' certificates (default: Node's trust
    * store); `cert` and `key`, both or neither, are its client certificate for servers
@@ -70,6 +76,7 @@ export const NATS_DEFAULTS = Object.freeze({
   publishTimeoutMs: 5000,
   startTimeoutMs: 30_000,
   discoverIntervalMs: 1000,
+  removalDrainMs: 5000,
 });
 /** The nats client refuses pull requests that expire sooner. */
 export const MIN_FETCH_EXPIRES_MS = 1000;
@@ -118,6 +125,12 @@ export const RESTORE_RETRY_MS = 1000;
 export const REPOSITION_MIN_INTERVAL_MS = 1000;
 /** That pause, and the pause before a failed consumer is set up again. */
 export const CONSUMER_RETRY_MS = 500;
+/** How often a member removal is acted on (drain, consumer and stream deletion) while one is pending. */
+export const REMOVAL_CHECK_MS = 500;
+/** A removed member not heard announcing for this long is taken to be down: it ships nothing more. */
+export const REMOVED_SILENT_MS = 3 * ANNOUNCE_REFRESH_MS;
+/** How long a consumer that is retired may take to stop before its deletion is left to the next try. */
+export const CONSUMER_RETIRE_TIMEOUT_MS = 5000;
 /** Searches for a stream message that the stream's limits may discard meanwhile. */
 export const STREAM_SEARCH_ATTEMPTS = 3;
 
@@ -140,6 +153,7 @@ export interface NatsConfig {
   readonly publishTimeoutMs: number;
   readonly startTimeoutMs: number;
   readonly discoverIntervalMs: number;
+  readonly removalDrainMs: number;
   readonly tls: NatsTlsFiles | undefined;
 }
 

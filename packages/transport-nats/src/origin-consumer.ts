@@ -33,6 +33,12 @@ export class OriginConsumer {
   /** Set when a gap was seen: the consumer is re-created at the cursor instead of nak-ing. */
   #reposition = true;
   #lastRepositionMs = 0;
+  #loop: Promise<void> | undefined;
+  /**
+   * The most of its origin that the stream held (the last entry of its newest message)
+   * when this consumer was last (re-)created; undefined before. See {@link PeerStatus.holds}.
+   */
+  holds: number | undefined;
   /** Totals since this process found the stream. */
   readonly counters = { messagesFetched: 0, entriesApplied: 0, entriesDeferred: 0, resyncs: 0, repositions: 0 };
   /** As the broker last reported them. */
@@ -53,12 +59,27 @@ export class OriginConsumer {
   start(): Promise<void> | undefined {
     if (this.#running) return undefined;
     this.#running = true;
-    return this.#consume();
+    const loop = this.#consume();
+    this.#loop = loop;
+    return loop;
   }
 
   stop(): void {
     this.#running = false;
     this.#messages?.stop();
+  }
+
+  /**
+   * Stops consuming for good and deletes this node's durable consumer on the stream, once
+   * the consume loop ended (else a loop still re-positioning would create it again). A
+   * loop that does not end within `timeoutMs` leaves the consumer to the next call.
+   */
+  async retire(timeoutMs: number): Promise<void> {
+    this.stop();
+    const ended = await Promise.race([this.#loop?.then(() => true) ?? true, new Promise<false>((r) => setTimeout(() => r(false), timeoutMs).unref())]);
+    if (!ended) throw new Error(`the consumer of ${this.stream} did not stop within ${timeoutMs} ms`);
+    await this.deps.admin.deleteConsumer(this.stream, this.ctx.node.name);
+    this.#consumer = undefined;
   }
 
   /** Reads the broker's view of this consumer into the gauges; does nothing while the broker is away. */
@@ -91,7 +112,7 @@ export class OriginConsumer {
         // what arrived together is applied together, one batch at a time, in order.
         const messages = await this.#consumer.consume({ max_messages: cfg.fetchBatch, expires: cfg.fetchExpiresMs });
         this.#messages = messages;
-        if (!lifecycle.started) return void messages.stop();
+        if (!lifecycle.started || !this.#running) return void messages.stop();
         let buf: JsMsg[] = [];
         let chain: Promise<void> = Promise.resolve();
         let scheduled = false;
@@ -127,7 +148,7 @@ export class OriginConsumer {
         await chain;
         if (failure) throw failure.err;
       } catch (err) {
-        if (!lifecycle.started) return;
+        if (!lifecycle.started || !this.#running) return;
         log.warn({ origin: this.origin, err: (err as Error).message }, 'nats: consuming failed; retrying');
         this.#consumer = undefined;
         await pause(CONSUMER_RETRY_MS);
@@ -186,6 +207,8 @@ export class OriginConsumer {
    */
   async #position(): Promise<void> {
     const { node, log } = this.ctx;
+    // What the stream holds now is what this node has caught up with once it applied it.
+    this.holds = (await this.deps.admin.head(this.stream)).originSeq;
     const next = (node.cursors()[this.origin] ?? 0) + 1;
     const startSeq = await streamSeqOf(this.deps.admin.reader(this.stream), next);
     await this.deps.admin.recreateConsumer(this.stream, node.name, startSeq);

@@ -85,6 +85,10 @@ export interface NatsServer {
   readonly pid: number;
   readonly configFile: string;
   readonly logFile: string;
+  /** The URL other servers route to it by (nats-route://host:port); undefined for a server without a cluster port. */
+  readonly routeUrl: string | undefined;
+  /** Its monitoring endpoint (http://host:port): /routez, /jsz, /healthz. */
+  readonly monitorUrl: string;
   /** Sends `signal` (default SIGTERM) and waits for the exit. Idempotent. */
   stop(signal?: NodeJS.Signals): Promise<void>;
   /** Starts the same server (same config and store) again, stopping it first if it runs. */
@@ -165,6 +169,8 @@ export async function startNatsServer(
     },
     configFile,
     logFile,
+    routeUrl: opts.clusterPort === undefined ? undefined : `nats-route://${host}:${opts.clusterPort}`,
+    monitorUrl: `http://${host}:${opts.httpPort}`,
     stop,
     // A running server is stopped first: a second process on the same ports would exit,
     // while the first one kept answering the health check, and then outlive stop().
@@ -242,4 +248,90 @@ async function startNatsClusterOnce(o: NatsClusterOptions): Promise<{ servers: N
     throw failed.reason;
   }
   return { servers, stop };
+}
+
+export interface NatsJoinOptions {
+  /** The new server's name (also its placement tag). */
+  readonly name: string;
+  /** Route URLs of running servers of the cluster ({@link NatsServer.routeUrl}); one is enough. */
+  readonly seeds: readonly string[];
+  readonly dir: string;
+  readonly host?: string;
+  readonly bin?: string;
+  /** The cluster's name (default replica, as {@link startNatsCluster} names it). */
+  readonly clusterName?: string;
+  readonly auth?: { readonly user: string; readonly password: string };
+  readonly clusterAuth?: { readonly user: string; readonly password: string };
+  readonly tls?: NatsServerOptions['tls'];
+  readonly clusterTls?: NatsServerOptions['clusterTls'];
+  readonly gomaxprocs?: number;
+  /** How many servers it must end up routed to: every running server of the cluster. */
+  readonly expectRoutes: number;
+  /** How long the server may take to be routed to them. Default 20 s. */
+  readonly joinTimeoutMs?: number;
+}
+
+/**
+ * Starts one more nats-server, on free ports, and joins it to a running cluster through
+ * route discovery: its config routes only to `seeds`, and the seeds gossip the other
+ * servers' routes to it (and its route to them), so no running server is reconfigured or
+ * restarted. Resolves once it is routed to `expectRoutes` servers and its JetStream is
+ * healthy; its JetStream joins
+ * the cluster's meta group, so a stream placed by its tag lands on it. Its config keeps
+ * only the seeds: after a restart it finds the others again through them.
+ */
+export async function joinNatsCluster(o: NatsJoinOptions): Promise<NatsServer> {
+  const host = o.host ?? '127.0.0.1';
+  const deadline = Date.now() + (o.joinTimeoutMs ?? 20_000);
+  for (let attempt = 1; ; attempt++) {
+    let server: NatsServer | undefined;
+    try {
+      server = await startNatsServer({
+        name: o.name,
+        host,
+        clientPort: await freePort(host),
+        httpPort: await freePort(host),
+        clusterPort: await freePort(host),
+        routes: o.seeds,
+        clusterName: o.clusterName ?? 'replica',
+        storeDir: join(o.dir, o.name),
+        dir: o.dir,
+        ...(o.bin ? { bin: o.bin } : {}),
+        ...(o.auth ? { auth: o.auth } : {}),
+        ...(o.clusterAuth ? { clusterAuth: o.clusterAuth } : {}),
+        ...(o.tls ? { tls: o.tls } : {}),
+        ...(o.clusterTls ? { clusterTls: o.clusterTls } : {}),
+        ...(o.gomaxprocs !== undefined ? { gomaxprocs: o.gomaxprocs } : {}),
+      });
+      await routedToAll(server, o.expectRoutes, deadline);
+      return server;
+    } catch (err) {
+      await server?.stop();
+      if (attempt >= 3 || !/address already in use|exited during start-up/i.test((err as Error).message)) throw err;
+    }
+  }
+}
+
+/** A server's id and the ids of the servers it has a route to, from its /routez (2.9 names no remote server). */
+export async function routesOf(server: Pick<NatsServer, 'monitorUrl'>): Promise<{ id: string; routedTo: string[] }> {
+  const r = await fetch(`${server.monitorUrl}/routez`, { signal: AbortSignal.timeout(2000) });
+  const body = (await r.json()) as { server_id: string; routes?: { remote_id?: string }[] };
+  return { id: body.server_id, routedTo: [...new Set((body.routes ?? []).map((x) => x.remote_id ?? '').filter(Boolean))].sort() };
+}
+
+/** Waits until `server` is routed to `expect` servers and reports JetStream healthy. */
+async function routedToAll(server: NatsServer, expect: number, deadline: number): Promise<void> {
+  for (;;) {
+    let routed: string[] = [];
+    let healthy = false;
+    try {
+      routed = (await routesOf(server)).routedTo;
+      healthy = (await fetch(`${server.monitorUrl}/healthz?js-enabled-only=true`, { signal: AbortSignal.timeout(2000) })).ok;
+    } catch {
+      // not answering yet
+    }
+    if (routed.length >= expect && healthy) return;
+    if (Date.now() > deadline) throw new Error(`nats-server ${server.name} routed to ${routed.length} servers (${routed.join(', ')}), expected ${expect}, JetStream ${healthy ? 'healthy' : 'not healthy'}; see ${server.logFile}`);
+    await new Promise((r) => setTimeout(r, 250));
+  }
 }

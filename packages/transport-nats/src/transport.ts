@@ -6,6 +6,7 @@ import {
   silentLogger,
   type LocalNode,
   type Logger,
+  type Member,
   type PeerStatus,
   type ReplicationTransport,
   type StartOptions,
@@ -20,6 +21,7 @@ import { Discovery } from './discovery.js';
 import { PublishMode, resolveOptions, type NatsConfig, type NatsInit } from './options.js';
 import { Outbox } from './outbox.js';
 import { recoverOwnWrites, type StartStep } from './recovery.js';
+import { Removals } from './removals.js';
 import { ResyncCarrier } from './resync.js';
 import { Names } from './subjects.js';
 
@@ -57,6 +59,7 @@ interface Running {
   readonly outbox: Outbox;
   readonly confirmations: Confirmations;
   discovery?: Discovery;
+  removals?: Removals;
 }
 
 /** Wires the parts together and runs them from start() to stop(). */
@@ -68,6 +71,8 @@ class Nats implements NatsTransport {
   readonly #loops: Promise<void>[] = [];
   #run: Running | undefined;
   #unsubscribe: (() => void) | undefined;
+  /** The latest member list given to {@link setMembers}; applied at start and on every change. */
+  #members: readonly Member[] | undefined;
 
   constructor(
     private readonly cfg: NatsConfig,
@@ -127,7 +132,11 @@ class Nats implements NatsTransport {
     const resync = new ResyncCarrier(ctx, nc);
     await recoverOwnWrites(ctx, admin, resync, head.originSeq, starting);
     this.#unsubscribe = node.onCommit(() => outbox.wake());
-    const discovery = (run.discovery = new Discovery(ctx, { js, admin, resyncFrom: (source) => resync.request(source), applied: () => confirmations.applied() }));
+    const resyncFrom = (source: string) => resync.request(source);
+    const discovery = (run.discovery = new Discovery(ctx, { js, admin, resyncFrom, applied: () => confirmations.applied() }));
+    // Removed members are known before the first look for streams: theirs is never consumed as a peer's.
+    const removals = (run.removals = new Removals(ctx, { admin, discovery, confirmations, resyncFrom }, cfg.removalDrainMs));
+    if (this.#members) removals.apply(this.#members);
     // Peers announce what they applied, so this node can confirm replicas.
     ctx.track(confirmations.listen(nc));
     // Any node can serve a merge resync of what it holds.
@@ -135,6 +144,7 @@ class Nats implements NatsTransport {
     ctx.track(outbox.run(nc, admin, head));
     await starting('listing streams', () => discovery.discover());
     discovery.every(cfg.discoverIntervalMs);
+    removals.start();
     confirmations.announce(nc);
     this.#lifecycle.stopOn(opts.signal, () => this.stop());
     log.info({ server: nc.getServer(), stream: ctx.names.ownStream, mode: this.mode }, 'nats: replicating through JetStream');
@@ -146,6 +156,7 @@ class Nats implements NatsTransport {
     if (!this.#lifecycle.end()) return;
     this.#unsubscribe?.();
     run?.discovery?.stop();
+    run?.removals?.stop();
     run?.confirmations.stop();
     run?.outbox.close();
     await this.#connection.close();
@@ -167,6 +178,7 @@ class Nats implements NatsTransport {
         ackedSeq,
         ...peerLag(node, ackedSeq),
         appliedThrough: run?.confirmations.appliedThrough(c.origin) ?? {},
+        ...(c.holds === undefined ? {} : { holds: this.#holds(run, c.origin, c.holds) }),
         counters: { ...c.counters },
         gauges: { ...c.gauges },
         info: { stream: c.stream, consumer: node?.name ?? '' },
@@ -183,6 +195,21 @@ class Nats implements NatsTransport {
     };
   }
 
+  /**
+   * What peer `origin` held when its consumer was last (re-)created: the last entry of its
+   * stream, and of every removed member what the peer announced applying (a new node
+   * takes that from the removed member's stream or a snapshot, not from a peer's stream).
+   */
+  #holds(run: Running | undefined, origin: string, streamHead: number): Record<string, number> {
+    const holds: Record<string, number> = { [origin]: streamHead };
+    const announced = run?.confirmations.appliedThrough(origin) ?? {};
+    for (const removed of run?.removals?.removed() ?? []) {
+      const n = announced[removed];
+      if (n !== undefined) holds[removed] = n;
+    }
+    return holds;
+  }
+
   peerNames(): readonly string[] {
     return this.#run?.discovery?.names() ?? [];
   }
@@ -193,6 +220,17 @@ class Nats implements NatsTransport {
     if (this.mode === PublishMode.batched || seq <= (outbox?.shippedSeq ?? 0)) return Promise.resolve();
     if (!this.#lifecycle.started || !outbox) return Promise.reject(new TransportStateError(this.kind, this.#lifecycle.state, 'transport not started'));
     return outbox.shipped(seq);
+  }
+
+  /**
+   * A removed member leaves the peers at once and its stream is never consumed as a peer's
+   * again; its stream is still applied to its end before this node's consumer on it is
+   * deleted, and deleted itself once every active member applied it (see {@link Removals}).
+   * When this node is the removed one, it stops consuming and keeps its stream.
+   */
+  setMembers(members: readonly Member[]): void {
+    this.#members = members;
+    if (this.#lifecycle.started) this.#run?.removals?.apply(members);
   }
 
   waitForReplicas(seq: number, count: number, timeoutMs: number): Promise<number> {
