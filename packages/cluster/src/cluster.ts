@@ -4,7 +4,7 @@ import { createWriteStream, mkdirSync, mkdtempSync, rmSync, type WriteStream } f
 import { createRequire } from 'node:module';
 import { availableParallelism, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { freePort, startNatsCluster, type NatsServer } from '@replica/transport-nats';
+import { freePort, joinNatsCluster, startNatsCluster, type NatsServer } from '@replica/transport-nats';
 import type { CertificateAuthority } from '@replica/transport-plexus/certs';
 import { clusterCertificates, type CertificateFiles } from './certificates.js';
 import { answersOk, pollUntil } from './poll.js';
@@ -80,10 +80,12 @@ export interface Cluster {
   /** The ADMIN_TOKEN every node has (the cluster's admin API: `/cluster/members`). */
   readonly adminToken: string;
   /**
-   * Grows the running cluster by one node (plexus): adds it to the member list through
-   * node `seed`'s admin API, then starts it with only that node in PEERS, so that it
-   * learns the rest from the replicated member list. Resolves once it answers /health
-   * (not /ready: it may still be catching up).
+   * Grows the running cluster by one node: adds it to the member list through node
+   * `seed`'s admin API, then starts it. plexus: with only that node in PEERS, so that it
+   * learns the rest from the replicated member list. nats: on a new nats-server that
+   * joins the NATS cluster through the seed node's server (route gossip; no running
+   * server is reconfigured), its stream placed there; the other nodes find its stream.
+   * Resolves once it answers /health (not /ready: it may still be catching up).
    */
   add(opts?: { readonly seed?: number }): Promise<ClusterNode>;
   /** Removes node i from the member list through node `via`'s admin API (default: the first other running member); the process keeps running. */
@@ -170,30 +172,55 @@ export async function startCluster(opts: ClusterOptions): Promise<Cluster> {
     for (const i of names.keys()) Object.assign(envs[i] as Record<string, string>, await plexusEnv(i, [...names.keys()]));
   }
 
-  let natsServers: NatsServer[] = [];
+  const natsServers: NatsServer[] = [];
   let stopNats = async () => {};
+  let tls: NatsCertificates | undefined;
+  const gomaxprocs = opts.natsGomaxprocs ?? Math.max(1, Math.floor(availableParallelism() / names.length));
+  /** nats: node `name`'s settings, its nats-server given. */
+  const natsEnv = (name: string, server: NatsServer): Record<string, string> => ({
+    NATS_URL: server.url,
+    NATS_PLACEMENT: `replica:${name}`,
+    NATS_PUBLISH_MODE: opts.natsMode ?? 'per-write',
+    ...(tls ? { NATS_TLS_CA: tls.ca, NATS_TLS_CERT: tls.node(name).cert, NATS_TLS_KEY: tls.node(name).key } : {}),
+  });
   if (opts.transport === 'nats') {
-    const tls = opts.natsTls ? await natsCertificates(join(dir, 'certs'), names, host, opts.ca) : undefined;
+    tls = opts.natsTls ? await natsCertificates(join(dir, 'certs'), host, opts.ca) : undefined;
+    for (const name of names) await tls?.issue(name);
+    const serverTls = tls;
     const nats = await startNatsCluster({
       names,
       dir: join(dir, 'nats'),
       host,
       ...(opts.natsServerBin ? { bin: opts.natsServerBin } : {}),
       ...(opts.natsAuth ? { auth: opts.natsAuth, clusterAuth: opts.natsAuth } : {}),
-      ...(tls ? { tls: (name: string) => ({ ...tls.server(name), verify: true }), clusterTls: tls.server } : {}),
-      gomaxprocs: opts.natsGomaxprocs ?? Math.max(1, Math.floor(availableParallelism() / names.length)),
+      ...(serverTls ? { tls: (name: string) => ({ ...serverTls.server(name), verify: true }), clusterTls: serverTls.server } : {}),
+      gomaxprocs,
     });
-    natsServers = nats.servers;
-    stopNats = nats.stop;
-    for (const [i, name] of names.entries()) {
-      Object.assign(envs[i] as Record<string, string>, {
-        NATS_URL: (natsServers[i] as NatsServer).url,
-        NATS_PLACEMENT: `replica:${name}`,
-        NATS_PUBLISH_MODE: opts.natsMode ?? 'per-write',
-        ...(tls ? { NATS_TLS_CA: tls.ca, NATS_TLS_CERT: tls.node(name).cert, NATS_TLS_KEY: tls.node(name).key } : {}),
-      });
-    }
+    natsServers.push(...nats.servers);
+    // servers joined later are stopped too
+    stopNats = async () => {
+      await Promise.all(natsServers.map((s) => s.stop()));
+    };
+    for (const [i, name] of names.entries()) Object.assign(envs[i] as Record<string, string>, natsEnv(name, natsServers[i] as NatsServer));
   }
+  /** nats: starts node `name`'s nats-server, joined to the running NATS cluster through node `seed`'s server. */
+  const joinNats = async (name: string, seed: number): Promise<NatsServer> => {
+    await tls?.issue(name);
+    const running = natsServers.filter((s) => s.running);
+    const server = await joinNatsCluster({
+      name,
+      seeds: [(natsServers[seed] as NatsServer).routeUrl as string],
+      dir: join(dir, 'nats'),
+      host,
+      expectRoutes: running.length,
+      ...(opts.natsServerBin ? { bin: opts.natsServerBin } : {}),
+      ...(opts.natsAuth ? { auth: opts.natsAuth, clusterAuth: opts.natsAuth } : {}),
+      ...(tls ? { tls: { ...tls.server(name), verify: true }, clusterTls: tls.server(name) } : {}),
+      gomaxprocs,
+    });
+    natsServers.push(server);
+    return server;
+  };
 
   if (opts.nodeEnv) for (const [i, name] of names.entries()) Object.assign(envs[i] as Record<string, string>, opts.nodeEnv(name, i));
 
@@ -284,18 +311,20 @@ export async function startCluster(opts: ClusterOptions): Promise<Cluster> {
   };
 
   const add = async (addOpts: { readonly seed?: number } = {}): Promise<ClusterNode> => {
-    if (opts.transport !== 'plexus') throw new Error(`adding a node to a running ${opts.transport} cluster is not supported by this harness`);
+    if (opts.transport === 'none') throw new Error('a cluster without replication has no members to add');
     const seed = addOpts.seed ?? firstMember(-1);
     const i = names.length;
     const name = `n${i + 1}`;
+    // nats: the server first, so that a failed join leaves the member list as it was
+    const server = opts.transport === 'nats' ? await joinNats(name, seed) : undefined;
     names.push(name);
     httpPorts.push(await freePort(host));
     replPorts.push(await freePort(host));
     envs.push(baseEnv(name, i));
-    Object.assign(envs[i] as Record<string, string>, await plexusEnv(i, [seed]));
+    Object.assign(envs[i] as Record<string, string>, server ? natsEnv(name, server) : await plexusEnv(i, [seed]));
     if (opts.nodeEnv) Object.assign(envs[i] as Record<string, string>, opts.nodeEnv(name, i));
     nodes.push({ name, url: `http://${host}:${httpPorts[i]}`, pid: 0, dataDir: join(dir, 'data', name), logFile: join(dir, `${name}.log`) });
-    await admin(seed, 'POST', '/cluster/members', 201, { name, address: `${host}:${replPorts[i]}` });
+    await admin(seed, 'POST', '/cluster/members', 201, server ? { name } : { name, address: `${host}:${replPorts[i]}` });
     await launch(i);
     return nodes[i] as ClusterNode;
   };
@@ -348,23 +377,32 @@ export async function startCluster(opts: ClusterOptions): Promise<Cluster> {
   };
 }
 
+interface NatsCertificates {
+  readonly ca: string;
+  /** Issues node `name`'s certificates (its nats-server's and its own); once per name. */
+  issue(name: string): Promise<void>;
+  server(name: string): { ca: string } & CertificateFiles;
+  node(name: string): CertificateFiles;
+}
+
 /**
- * Writes `ca.crt` and, signed by that CA, a certificate and key for each nats-server
- * (`nats-<name>`, for clients and routes) and for each node (`<name>`, its client
- * certificate) into `certDir`; returns their paths.
+ * Writes `ca.crt` into `certDir` and, signed by that CA, on issue(name): a certificate and
+ * key for node `name`'s nats-server (`nats-<name>`, for clients and routes) and for the
+ * node (`<name>`, its client certificate); returns their paths.
  */
-async function natsCertificates(certDir: string, names: readonly string[], host: string, given: CertificateAuthority | undefined) {
+async function natsCertificates(certDir: string, host: string, given: CertificateAuthority | undefined): Promise<NatsCertificates> {
   const certs = await clusterCertificates(certDir, host, given);
   const servers = new Map<string, CertificateFiles>();
   const nodes = new Map<string, CertificateFiles>();
-  for (const name of names) {
-    servers.set(name, await certs.issue(`nats-${name}`));
-    nodes.set(name, await certs.issue(name));
-  }
   const get = (m: Map<string, CertificateFiles>, name: string) => m.get(name) as CertificateFiles;
   return {
     ca: certs.caFile,
-    server: (name: string) => ({ ca: certs.caFile, ...get(servers, name) }),
-    node: (name: string) => get(nodes, name),
+    async issue(name) {
+      if (nodes.has(name)) return;
+      servers.set(name, await certs.issue(`nats-${name}`));
+      nodes.set(name, await certs.issue(name));
+    },
+    server: (name) => ({ ca: certs.caFile, ...get(servers, name) }),
+    node: (name) => get(nodes, name),
   };
 }

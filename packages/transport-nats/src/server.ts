@@ -89,6 +89,8 @@ export interface NatsServer {
   readonly routeUrl: string | undefined;
   /** Its monitoring endpoint (http://host:port): /routez, /jsz, /healthz. */
   readonly monitorUrl: string;
+  /** The process runs (started and not exited). */
+  readonly running: boolean;
   /** Sends `signal` (default SIGTERM) and waits for the exit. Idempotent. */
   stop(signal?: NodeJS.Signals): Promise<void>;
   /** Starts the same server (same config and store) again, stopping it first if it runs. */
@@ -166,6 +168,9 @@ export async function startNatsServer(
     url: `${opts.tls ? 'tls' : 'nats'}://${auth}${host}:${opts.clientPort}`,
     get pid() {
       return child.pid ?? 0;
+    },
+    get running() {
+      return child.exitCode === null && child.signalCode === null;
     },
     configFile,
     logFile,
