@@ -32,6 +32,11 @@ export class Discovery {
     return this.#consumers.has(origin);
   }
 
+  /** Whether a stream of `origin` would be consumed as a peer's but is not yet. */
+  lacks(origin: string): boolean {
+    return !this.#selfRemoved && !this.#removed.has(origin) && !this.#consumers.has(origin);
+  }
+
   /**
    * From now on, streams of `removed` origins (every stream when `selfRemoved`) are not
    * consumed. Returns the consumers of origins no longer consumed, taken out of the list:

@@ -4,7 +4,7 @@ import type { Confirmations } from './confirmations.js';
 import type { NatsContext } from './context.js';
 import type { Discovery } from './discovery.js';
 import type { OriginConsumer } from './origin-consumer.js';
-import { ANNOUNCE_REFRESH_MS, CONSUMER_RETIRE_TIMEOUT_MS, REMOVAL_CHECK_MS, REMOVED_SILENT_MS } from './options.js';
+import { ANNOUNCE_REFRESH_MS, CONSUMER_RETIRE_TIMEOUT_MS, GONE_RECHECK_MS, REMOVAL_CHECK_MS, REMOVED_SILENT_MS } from './options.js';
 
 export interface RemovalDeps {
   readonly admin: StreamAdmin;
@@ -26,6 +26,8 @@ interface Departure {
   streamGone: boolean;
   /** A merge resync of its writes is running (its stream was gone before this node applied all of it). */
   resyncing: boolean;
+  /** When its stream was last looked for (Date.now()). */
+  checkedAt: number;
 }
 
 /**
@@ -79,7 +81,7 @@ export class Removals {
       this.#departures.delete(origin);
     }
     for (const origin of removed) {
-      if (!this.#departures.has(origin)) this.#departures.set(origin, { learnedAt: Date.now(), drain: undefined, consumerDeleted: false, streamGone: false, resyncing: false });
+      if (!this.#departures.has(origin)) this.#departures.set(origin, { learnedAt: Date.now(), drain: undefined, consumerDeleted: false, streamGone: false, resyncing: false, checkedAt: 0 });
     }
     this.deps.confirmations.exclude(removed);
     for (const c of this.deps.discovery.exclude(removed, this.#selfRemoved)) {
@@ -150,6 +152,9 @@ export class Removals {
     const { admin, confirmations } = this.deps;
     const stream = names.streamOf(origin);
     const mine = () => node.cursors()[origin] ?? 0;
+    // a stream that is gone is looked for again now and then only (it may reappear)
+    if (d.streamGone && Date.now() - d.checkedAt < GONE_RECHECK_MS) return this.#resyncIfBehind(origin, d);
+    d.checkedAt = Date.now();
     let head: number;
     try {
       head = (await admin.head(stream)).originSeq;

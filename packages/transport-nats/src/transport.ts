@@ -100,9 +100,9 @@ class Nats implements NatsTransport {
     const run: Running = (this.#run = {
       node,
       outbox: new Outbox(ctx),
-      // A peer that announces before its stream was found is looked for at once.
+      // A peer that announces before its stream was found is looked for at once (a removed one is not).
       confirmations: new Confirmations(ctx, (peer) => {
-        if (run.discovery && !run.discovery.has(peer)) run.discovery.discoverSoon();
+        if (run.discovery?.lacks(peer)) run.discovery.discoverSoon();
       }),
     });
     let nc: NatsConnection;

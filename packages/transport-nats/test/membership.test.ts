@@ -154,5 +154,16 @@ describe('nats transport: members added and removed at runtime', () => {
     const w = await n0.put('t', { id: 'after' });
     expect(await n0.transport.waitForReplicas?.(w.seq, 1, 10_000)).toBe(1);
     expect(await n0.transport.waitForReplicas?.(w.seq, 2, 500)).toBe(1);
+
+    // A node added after n2's stream is gone gets n2's writes by a merge resync from a
+    // member, and only then has caught up with what its peers hold of n2.
+    const n3 = await joinNode(cl, 'n3');
+    n3.transport.setMembers?.([...list, ...active('n3')]);
+    await n3.transport.start(n3.store);
+    await eventually(() => n3.cursors()['n2'] === 200, 15_000, () => JSON.stringify(n3.cursors()));
+    await converged([n0, n1, n3], 15_000);
+    for (let i = 0; i < 100; i++) expect(n3.get('t', `last-n2-${i}`)).toBeDefined();
+    await eventually(() => n3.transport.status().peers.every((p) => p.holds?.['n2'] === 200), 10_000, () => JSON.stringify(n3.transport.status().peers));
+    expect(n3.transport.peerNames().slice().sort()).toEqual(['n0', 'n1']);
   });
 });
