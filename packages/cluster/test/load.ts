@@ -9,7 +9,8 @@ export const status = async (url: string) => (await (await fetch(`${url}/status`
 
 /**
  * POSTs `count` records spread over the nodes (write n goes to node n mod the node count,
- * of `targets()` when given), `concurrency` at a time; returns the ids answered 201.
+ * of `targets()` when given), `concurrency` at a time, or fewer once `more()` turns
+ * false; returns the ids answered 201.
  */
 export async function writeLoad(
   cluster: Cluster,
@@ -17,12 +18,13 @@ export async function writeLoad(
   count: number,
   concurrency: number,
   targets: () => readonly Cluster['nodes'][number][] = () => cluster.nodes,
+  more: () => boolean = () => true,
 ): Promise<{ acked: string[]; failed: number }> {
   const acked: string[] = [];
   let failed = 0;
   let next = 0;
   const worker = async () => {
-    while (next < count) {
+    while (next < count && more()) {
       const n = next++;
       const nodes = targets();
       const node = nodes[n % nodes.length];

@@ -68,11 +68,13 @@ describe('a nats cluster changes its members at runtime', () => {
 
   it('grows from 3 to 5 nodes under writes, each on a nats-server joined by route gossip, ready only once caught up', async () => {
     const c = cluster;
-    const preload = await writeLoad(c, 'pre', 2000, 16);
+    const preload = await writeLoad(c, 'pre', 1200, 16);
     expect(preload.failed).toBe(0);
     // Writes run on every node, each new one from when it is ready, while the cluster grows.
     const targets = c.nodes.slice();
-    const load = writeLoad(c, 'grow', 3000, 12, () => targets);
+    // Writes go on until both new nodes are ready (bounded by the count).
+    let grown = false;
+    const load = writeLoad(c, 'grow', 20_000, 12, () => targets, () => !grown);
 
     const before4 = await cursorsOf((c.nodes[0] as ClusterNode).url);
     const n4 = await c.add({ seed: 0 });
@@ -84,6 +86,8 @@ describe('a nats cluster changes its members at runtime', () => {
     const n5 = await c.add({ seed: 3 });
     const waits5 = await readyOnlyWhenCaughtUp(n5, before5);
     targets.push(n5);
+    await sleep(500); // and reach n5 too
+    grown = true;
     const { acked, failed } = await load;
     expect(failed, logs()).toBe(0);
     console.log(`membership (nats): grew 3 → 5 under ${acked.length} acknowledged writes; /ready answered 503 ${waits4} and ${waits5} times first`);
