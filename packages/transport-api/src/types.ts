@@ -149,7 +149,8 @@ export interface PeerStatus {
   readonly appliedThrough: Readonly<Record<string, number>>;
   /**
    * What the peer held, per origin, when this node last (re)connected to it (plexus: the
-   * cursors of its hello; nats: the last originSeq in the origin's stream). A node that
+   * cursors of its hello; nats: the last originSeq in the peer's stream when this node's
+   * consumer on it started, and what the peer announced applying of removed members). A node that
    * applied this much of every origin caught up with the peer: the node's readiness
    * compares against it. Absent before the first connection.
    */

@@ -76,7 +76,9 @@ export class OriginConsumer {
    */
   async retire(timeoutMs: number): Promise<void> {
     this.stop();
-    const ended = await Promise.race([this.#loop?.then(() => true) ?? true, new Promise<false>((r) => setTimeout(() => r(false), timeoutMs).unref())]);
+    let timer: NodeJS.Timeout | undefined;
+    const ended = await Promise.race([this.#loop?.then(() => true) ?? true, new Promise<false>((r) => (timer = setTimeout(() => r(false), timeoutMs)))]);
+    clearTimeout(timer);
     if (!ended) throw new Error(`the consumer of ${this.stream} did not stop within ${timeoutMs} ms`);
     await this.deps.admin.deleteConsumer(this.stream, this.ctx.node.name);
     this.#consumer = undefined;

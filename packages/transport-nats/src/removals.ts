@@ -94,7 +94,10 @@ export class Removals {
       }
     }
     if (this.#selfRemoved && !wasRemoved) {
-      for (const d of this.#departures.values()) if (d.drain) void this.#retire(d.drain);
+      for (const d of this.#departures.values()) {
+        if (d.drain) void this.#retire(d.drain);
+        d.drain = undefined;
+      }
       log.error({ node: self }, 'nats: this node was removed from the cluster; it consumes nothing, keeps its stream and ships what it has not shipped yet');
     }
     if (this.#departures.size > 0 || this.#selfRemoved) this.#schedule();

@@ -166,4 +166,32 @@ describe('nats transport: members added and removed at runtime', () => {
     await eventually(() => n3.transport.status().peers.every((p) => p.holds?.['n2'] === 200), 10_000, () => JSON.stringify(n3.transport.status().peers));
     expect(n3.transport.peerNames().slice().sort()).toEqual(['n0', 'n1']);
   });
+
+  it('keeps a removed member\'s stream while an active member has not applied it, and a restarted member never consumes it again', async () => {
+    c = await natsCluster(3, 'per-write', () => ({ removalDrainMs: 1000 }));
+    const cl = c;
+    for (const n of cl.nodes) n.transport.setMembers?.(active('n0', 'n1', 'n2'));
+    await Promise.all(Array.from({ length: 30 }, (_, i) => cl.nodes[i % 3]?.put('t', { id: `k${i}` })));
+    await converged(cl.nodes, 15_000);
+    // n9 is an active member that never started: it never announces applying n2's stream.
+    const list = [...active('n0', 'n1', 'n9'), removed('n2')];
+    for (const n of cl.nodes) n.transport.setMembers?.(list);
+    const url = cl.servers[0]?.url as string;
+    const settled = JSON.stringify({ REPLICA_n0: ['n1'], REPLICA_n1: ['n0'], REPLICA_n2: [] });
+    for (const deadline = Date.now() + 15_000; ; ) {
+      const view = JSON.stringify(await brokerView(url));
+      if (view === settled) break;
+      if (Date.now() > deadline) throw new Error(`consumers not settled: ${view}`);
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    // The list is handed over before start, as the app does: n1 never consumes n2's stream again.
+    await cl.stopNode(1);
+    const restarted = cl.startNode(1);
+    cl.nodes[1]?.transport.setMembers?.(list);
+    await restarted;
+    const n1 = cl.nodes[1] as NatsNode;
+    await new Promise((r) => setTimeout(r, 1500)); // several discovery rounds (every 200 ms) and removal checks (every 500 ms)
+    expect(n1.transport.peerNames()).toEqual(['n0']);
+    expect(await brokerView(url)).toEqual({ REPLICA_n0: ['n1'], REPLICA_n1: ['n0'], REPLICA_n2: [] });
+  });
 });
