@@ -87,34 +87,50 @@ describe.each(TRANSPORTS)('membership faults on %s', (transport) => {
     await finish(membersOf(c, [3]), scenario, seed, acked, `${ackedBefore} acknowledged before the removal (n4 took a quarter); n4 gone from every member ${goneMs} ms after it`);
   });
 
-  // nats nodes have no links of their own to cut: each reads the others' streams from the broker.
-  it.skipIf(transport === 'nats')('a node joining while a member link is cut', async () => {
-    const scenario = 'n4 joins while link n1–n2 is cut';
+  // plexus: a peer link cut by the proxy. nats nodes have no links of their own; what
+  // can be cut is a node's link to the broker: n2's nats-server is killed for the join.
+  it(transport === 'plexus' ? 'a node joining while a member link is cut' : 'a node joining while a member is cut off from the broker', async () => {
+    const scenario = transport === 'plexus' ? 'n4 joins while link n1–n2 is cut' : "n4 joins while n2's nats-server is down";
     const { seed, int } = seeded(`${transport}/${scenario}`);
     let proxy: FaultProxy | undefined;
-    const c = await start({
-      // n1 dials n2 (names sort), so its route to n2 is the link to cut
-      peerAddress: async (from, to, address) => {
-        if (from !== 'n1' || to !== 'n2') return address;
-        proxy = await FaultProxy.start(address);
-        proxies.push(proxy);
-        return { host: '127.0.0.1', port: proxy.port };
-      },
-    });
-    const targets = [0, 1, 2];
+    const c = await start(
+      transport === 'plexus'
+        ? {
+            // n1 dials n2 (names sort), so its route to n2 is the link to cut
+            peerAddress: async (from, to, address) => {
+              if (from !== 'n1' || to !== 'n2') return address;
+              proxy = await FaultProxy.start(address);
+              proxies.push(proxy);
+              return { host: '127.0.0.1', port: proxy.port };
+            },
+          }
+        : {},
+    );
+    // nats per-write: n2 cannot acknowledge writes while its server is down, so it takes none meanwhile.
+    const targets = transport === 'plexus' ? [0, 1, 2] : [0, 2];
     const load = insertLoad(c, { targets: () => targets, prefix: 'mj', concurrency: 12, maxWrites: 4000, maxMs: 40_000 });
     await sleep(int(200, 600));
-    (proxy as FaultProxy).cut();
-    // Added through n1: n2 learns of n4 only through n3, which relays n1's writes while the link is cut.
+    if (proxy) proxy.cut();
+    else await c.natsServers[1]?.stop('SIGKILL');
+    // Added through n1. plexus: n2 learns of n4 only through n3, which relays n1's writes
+    // while the link is cut. nats: n4's server joins the NATS cluster without n2's.
     const n4 = await c.add({ seed: 0 });
     await until(() => ready(n4.url), 20_000, 'n4 ready');
     targets.push(3);
-    await until(async () => (await status(c.nodes[1]?.url as string)).replication.peers.some((p) => p.name === 'n4' && p.connected), 20_000, 'n2 linked to n4 while cut off from n1');
-    expect((await status(c.nodes[0]?.url as string)).replication.peers.find((p) => p.name === 'n2')?.connected, 'the cut link is down').toBe(false);
+    if (proxy) {
+      await until(async () => (await status(c.nodes[1]?.url as string)).replication.peers.some((p) => p.name === 'n4' && p.connected), 20_000, 'n2 linked to n4 while cut off from n1');
+      expect((await status(c.nodes[0]?.url as string)).replication.peers.find((p) => p.name === 'n2')?.connected, 'the cut link is down').toBe(false);
+    }
     await sleep(int(300, 1000));
-    (proxy as FaultProxy).restore();
+    if (proxy) proxy.restore();
+    else {
+      await c.natsServers[1]?.restart();
+      // n2 finds n4's stream once it is back, and consumes it.
+      await until(async () => (await status(c.nodes[1]?.url as string)).replication.peers.some((p) => p.name === 'n4' && p.connected), 30_000, 'n2 consumes n4 after its server came back');
+      targets.push(1);
+    }
     await load.done;
     expect(load.failed(), logsOf(c)).toBe(0);
-    await finish(c, scenario, seed, load.acked, `${load.acked.length} acknowledged; link cut throughout the join`);
+    await finish(c, scenario, seed, load.acked, `${load.acked.length} acknowledged; ${proxy ? 'link cut' : "n2's nats-server down"} throughout the join`);
   });
 });
