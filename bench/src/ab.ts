@@ -8,7 +8,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
+import { parseCli } from '@replica/transport-api/cli';
 import { median } from './stats.js';
 
 const USAGE = 'usage: pnpm compare:ab --before DIR [--after DIR] [--rounds 2] [-- compare arguments (default --quick)]';
@@ -51,19 +51,19 @@ function runCompare(dir: string, args: readonly string[], out: string): Promise<
 const fmt = (n: number, digits = 0) => n.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits });
 
 async function main(): Promise<number> {
-  const { values, positionals } = parseArgs({
+  const parsed = parseCli<{ before?: string; after: string; rounds: string }>({
+    name: 'compare:ab',
+    usage: USAGE,
+    packageJson: new URL('../package.json', import.meta.url),
     allowPositionals: true,
     options: {
       before: { type: 'string' },
       after: { type: 'string', default: fileURLToPath(new URL('../..', import.meta.url)) },
       rounds: { type: 'string', default: '2' },
-      help: { type: 'boolean', default: false },
     },
   });
-  if (values.help) {
-    process.stdout.write(`${USAGE}\n`);
-    return 0;
-  }
+  const values = parsed.values;
+  const positionals = [...parsed.positionals];
   const rounds = Number(values.rounds);
   if (values.before === undefined || !Number.isInteger(rounds) || rounds < 1) {
     process.stderr.write(`compare:ab: --before DIR is required and --rounds must be a positive integer\n${USAGE}\n`);

@@ -6,6 +6,7 @@
 // The pieces live in ./compare/: args (flags), plan (which runs), execute (running
 // them), aggregate (medians and ratios) and report (files and stdout).
 import { stopAllClusters } from '@replica/cluster';
+import { isParseArgsError, parseErrorMessage, versionOf } from '@replica/transport-api/cli';
 import { parseCompareArgs, USAGE, UsageError } from './compare/args.js';
 import { executePlan } from './compare/execute.js';
 import { buildPlan } from './compare/plan.js';
@@ -30,12 +31,16 @@ async function main(argv: readonly string[]): Promise<number> {
   try {
     parsed = parseCompareArgs(argv);
   } catch (err) {
-    if (!(err instanceof UsageError)) throw err;
-    process.stderr.write(`compare: ${err.message}\n${USAGE}\n`);
+    if (!(err instanceof UsageError) && !isParseArgsError(err)) throw err;
+    process.stderr.write(`compare: ${parseErrorMessage(err)}\n${USAGE}\n`);
     return EXIT.usage;
   }
   if (parsed.help) {
     process.stdout.write(`${USAGE}\n`);
+    return EXIT.ok;
+  }
+  if (parsed.version) {
+    process.stdout.write(`compare ${versionOf(new URL('../package.json', import.meta.url))}\n`);
     return EXIT.ok;
   }
   const options = parsed.options;

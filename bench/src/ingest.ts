@@ -4,7 +4,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
+import { parseCli, usageError } from '@replica/transport-api/cli';
 import { machineInfo, machineLine } from './env-info.js';
 import type { LoadJob, LoadResult } from './loadgen.js';
 import { cpuSeconds, peakRss, runJson, startServer } from './proc.js';
@@ -17,7 +17,13 @@ const NODE_MAIN = here('../../apps/node/dist/main.js');
 const BARE = here('./bare-server.js');
 const LOADGEN = here('./loadgen.js');
 
-const { values: args } = parseArgs({
+const USAGE = `usage: pnpm bench:ingest [--duration 8] [--rounds 3] [--warmup 3] [--connections 500]
+                         [--ids random,sequential] [--durability committed|flushed] [--out DIR]
+One Replica node against a bare fastify server: ingest writes/s, latency and CPU per 1k writes.`;
+const { values: args } = parseCli<Record<'duration' | 'rounds' | 'warmup' | 'connections' | 'ids' | 'durability' | 'out', string>>({
+  name: 'bench:ingest',
+  usage: USAGE,
+  packageJson: new URL('../package.json', import.meta.url),
   options: {
     duration: { type: 'string', default: '8' },
     rounds: { type: 'string', default: '3' },
@@ -33,7 +39,7 @@ const warmupSec = Number(args.warmup);
 const connections = Number(args.connections);
 const rounds = Number(args.rounds);
 const idModes = (args.ids ?? '').split(',') as IdMode[];
-for (const m of idModes) if (m !== 'random' && m !== 'sequential') throw new Error(`--ids: unknown mode ${m}`);
+for (const m of idModes) if (m !== 'random' && m !== 'sequential') usageError({ name: 'bench:ingest', usage: USAGE }, `--ids: unknown mode ${m}`);
 
 interface Row {
   target: 'bare-fastify' | 'replica';

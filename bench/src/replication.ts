@@ -3,14 +3,21 @@
 // 8-field records), and the time until every node holds every record. One run per
 // configuration, with a single-node baseline; `pnpm compare` repeats and compares.
 import { fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
+import { parseCli, usageError } from '@replica/transport-api/cli';
 import { runCluster, VARIANTS, type Run, type Variant } from './cluster-run.js';
 import { machineInfo, machineLine } from './env-info.js';
 import type { IdMode } from './records.js';
 import { resultsBase, writeResults } from './results-files.js';
 import { runTable } from './run-table.js';
 
-const { values: args } = parseArgs({
+const USAGE = `usage: pnpm bench:replication [--nodes 3,4] [--transports plexus,nats-per-write,nats-batched]
+                              [--ids random,sequential] [--records 60000] [--warmup 5000]
+                              [--connections 500] [--baseline yes|no] [--out DIR]
+The full replication matrix (pnpm compare runs the same with its own defaults).`;
+const { values: args } = parseCli<Record<'nodes' | 'transports' | 'ids' | 'records' | 'warmup' | 'connections' | 'baseline' | 'out', string>>({
+  name: 'bench:replication',
+  usage: USAGE,
+  packageJson: new URL('../package.json', import.meta.url),
   options: {
     nodes: { type: 'string', default: '3,4' },
     transports: { type: 'string', default: 'plexus,nats-per-write,nats-batched' },
@@ -24,7 +31,7 @@ const { values: args } = parseArgs({
 });
 const nodeCounts = args.nodes.split(',').map(Number);
 const transports = args.transports.split(',') as Variant[];
-for (const t of transports) if (!VARIANTS.includes(t)) throw new Error(`--transports: unknown ${t} (one of ${VARIANTS.join(', ')})`);
+for (const t of transports) if (!VARIANTS.includes(t)) usageError({ name: 'bench:replication', usage: USAGE }, `--transports: unknown ${t} (one of ${VARIANTS.join(', ')})`);
 const idModes = args.ids.split(',') as IdMode[];
 const records = Number(args.records);
 const warmup = Number(args.warmup);

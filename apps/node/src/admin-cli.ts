@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // replica-admin: the cluster's admin API from a shell. See `replica-admin --help`.
 import { readFileSync, writeFileSync } from 'node:fs';
-import { parseArgs } from 'node:util';
+import { parseCli, usageError } from '@replica/transport-api/cli';
 
 const USAGE = `usage: replica-admin [--url URL] [--token TOKEN] <command>
 
@@ -26,11 +26,15 @@ options:
 
 exit status: 0 done; 1 the node refused (its error code and message are printed); 2 usage; 3 the node could not be reached`;
 
-type Args = ReturnType<typeof parse>;
+const SPEC = { name: 'replica-admin', usage: USAGE, packageJson: new URL('../package.json', import.meta.url) };
 
-function parse(argv: string[]) {
-  return parseArgs({
-    args: argv,
+function usage(message: string): never {
+  usageError(SPEC, message);
+}
+
+async function main(): Promise<void> {
+  const { values, positionals } = parseCli<{ url?: string; token?: string; json: boolean; ttl?: string; 'cert-out'?: string; 'ca-out'?: string }>({
+    ...SPEC,
     allowPositionals: true,
     options: {
       url: { type: 'string' },
@@ -39,30 +43,8 @@ function parse(argv: string[]) {
       ttl: { type: 'string' },
       'cert-out': { type: 'string' },
       'ca-out': { type: 'string' },
-      help: { type: 'boolean', default: false },
-      version: { type: 'boolean', default: false },
     },
   });
-}
-
-function usage(message: string): never {
-  process.stderr.write(`replica-admin: ${message}\n${USAGE}\n`);
-  process.exit(2);
-}
-
-async function main(): Promise<void> {
-  let args: Args;
-  try {
-    args = parse(process.argv.slice(2));
-  } catch (err) {
-    usage((err as Error).message);
-  }
-  const { values, positionals } = args;
-  if (values.help) return void process.stdout.write(`${USAGE}\n`);
-  if (values.version) {
-    const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
-    return void process.stdout.write(`replica-admin ${pkg.version}\n`);
-  }
   const url = (values.url ?? process.env['REPLICA_URL'] ?? 'http://127.0.0.1:8080').replace(/\/+$/, '');
   const [command, ...rest] = positionals;
   const token = values.token ?? process.env['ADMIN_TOKEN'];

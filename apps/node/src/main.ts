@@ -1,7 +1,9 @@
+#!/usr/bin/env node
 import { mkdirSync } from 'node:fs';
 import { pino } from 'pino';
 import { Store } from '@replica/storage';
 import { ConfigError, type ReplicationTransport } from '@replica/transport-api';
+import { parseCli } from '@replica/transport-api/cli';
 import { buildApp } from './app.js';
 import { loadConfig, type Config } from './config.js';
 import { JoinSigner } from './join.js';
@@ -9,8 +11,23 @@ import { Membership, selfAddress } from './membership.js';
 import { reloadTlsOnChange } from './tls-reload.js';
 import { transportFromConfig } from './transport.js';
 
+const USAGE = `usage: replica-node [--help] [--version]
+
+Starts one Replica node. It takes no arguments: every setting comes from the environment
+(NODE_NAME, HOST, PORT, DATA_DIR, REPLICATION_TRANSPORT=none|plexus|nats, PEERS,
+TLS_CA/TLS_CERT/TLS_KEY, NATS_URL, API_TOKEN, ADMIN_TOKEN, …; the full list is in
+docs/configuration.md).
+
+SIGTERM or SIGINT stops it cleanly; SIGHUP re-reads its TLS files.
+Exit status: 2 for a bad configuration or usage, 1 when start-up fails.`;
+
 /** Starts one node from the environment; stops cleanly on SIGTERM/SIGINT; a node re-reads its TLS files on SIGHUP and when they change. */
 async function main(): Promise<void> {
+  const { positionals } = parseCli({ name: 'replica-node', usage: USAGE, packageJson: new URL('../package.json', import.meta.url), allowPositionals: true });
+  if (positionals.length > 0) {
+    process.stderr.write(`replica-node: takes no arguments (got ${JSON.stringify(positionals[0])}); configure it with environment variables\n${USAGE}\n`);
+    process.exit(2);
+  }
   let config: Config;
   let signer: JoinSigner | undefined;
   try {

@@ -35,7 +35,7 @@ export interface CompareOptions {
 /** The command line asks for what `pnpm compare` cannot do; `message` says which flag and why. */
 export class UsageError extends Error {}
 
-export type CompareArgs = { readonly help: true } | { readonly help: false; readonly options: CompareOptions };
+export type CompareArgs = { readonly help: true } | { readonly version: true; readonly help: false } | { readonly help: false; readonly version?: false; readonly options: CompareOptions };
 
 /**
  * Reads `pnpm compare`'s flags (`argv` without node and the script). `--help` wins over
@@ -58,10 +58,12 @@ export function parseCompareArgs(argv: readonly string[]): CompareArgs {
       rounds: { type: 'string', default: '1' },
       baseline: { type: 'string' },
       out: { type: 'string', default: RESULTS_DIR },
-      help: { type: 'boolean', default: false },
+      help: { type: 'boolean', short: 'h', default: false },
+      version: { type: 'boolean', default: false },
     },
   });
   if (args.help) return { help: true };
+  if (args.version) return { help: false, version: true };
 
   // --quick: 4 nodes, random ids, every transport, small counts: about a minute.
   const quick = args.quick;

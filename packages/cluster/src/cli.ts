@@ -4,10 +4,17 @@
 // one JSON line {"nodes":[{"name","url","pid"}, …]}; stops them all on Ctrl-C or SIGTERM.
 // While it runs it reads commands on stdin: `add [seed]`, `remove <name>`, `members`, `help`.
 import { createInterface } from 'node:readline';
-import { parseArgs } from 'node:util';
+import { parseCli, usageError } from '@replica/transport-api/cli';
 import { startCluster, type ClusterTransport } from './cluster.js';
 
-const { values } = parseArgs({
+const USAGE = `usage: pnpm cluster [--nodes 3] [--transport plexus|nats|none] [--nats-mode per-write|batched]
+                    [--dir DIR] [--host 127.0.0.1]
+Starts n1…nN on this machine (and one nats-server per node for nats), waits until every
+peer link is up, prints each node's URL, and stops everything on Ctrl-C or SIGTERM.
+While it runs, commands on stdin: add [seed], remove <name>, members, help.`;
+const spec = { name: 'cluster', usage: USAGE, packageJson: new URL('../package.json', import.meta.url) };
+const { values } = parseCli<{ nodes: string; transport: string; dir?: string; host: string; 'nats-mode': string }>({
+  ...spec,
   options: {
     nodes: { type: 'string', default: '3' },
     transport: { type: 'string', default: 'plexus' },
@@ -17,14 +24,10 @@ const { values } = parseArgs({
   },
 });
 const transports: ClusterTransport[] = ['plexus', 'nats', 'none'];
-if (values['nats-mode'] !== 'per-write' && values['nats-mode'] !== 'batched') {
-  console.error('cluster: --nats-mode must be per-write or batched');
-  process.exit(2);
-}
-if (!transports.includes(values.transport as ClusterTransport)) {
-  console.error(`cluster: --transport must be one of ${transports.join(', ')}`);
-  process.exit(2);
-}
+const nodeCount = Number(values.nodes);
+if (!/^\d+$/.test(values.nodes) || nodeCount < 1 || nodeCount > 32) usageError(spec, `--nodes must be an integer from 1 to 32, got ${JSON.stringify(values.nodes)}`);
+if (values['nats-mode'] !== 'per-write' && values['nats-mode'] !== 'batched') usageError(spec, `--nats-mode must be per-write or batched, got ${JSON.stringify(values['nats-mode'])}`);
+if (!transports.includes(values.transport as ClusterTransport)) usageError(spec, `--transport must be one of ${transports.join(', ')}, got ${JSON.stringify(values.transport)}`);
 // Signals during start-up stop what was started as soon as it is up.
 let cluster: Awaited<ReturnType<typeof startCluster>> | undefined;
 let stopping = false;
@@ -35,9 +38,9 @@ const shutdown = () => {
 process.once('SIGINT', shutdown);
 process.once('SIGTERM', shutdown);
 cluster = await startCluster({
-  nodes: Number(values.nodes),
+  nodes: nodeCount,
   transport: values.transport as ClusterTransport,
-  host: values.host as string,
+  host: values.host,
   natsMode: values['nats-mode'] === 'batched' ? 'batched' : 'per-write',
   ...(values.dir ? { dir: values.dir } : {}),
 });

@@ -2,8 +2,8 @@
 // replica-certs: the cluster CA and node certificates. See USAGE.
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { isNodeName } from '@replica/transport-api';
+import { parseCli, usageError, type CliSpec } from '@replica/transport-api/cli';
 import { createCertificateAuthority, createCertificateRequest, createNodeCertificate, readCertificateRequest, type CertificateAuthority } from './certs.js';
 
 const USAGE = `usage:
@@ -13,19 +13,17 @@ const USAGE = `usage:
       writes <node>.key and a certificate request <node>.csr, for a CA holder to sign
   replica-certs sign --csr <file> --ca-dir <dir> [--hosts …] [--days 825] [--out <file>]
       signs a request with the CA in <dir> (ca.crt, ca.key); writes the certificate to --out or prints it
-Keys are written with mode 0600. Exit status 2 on a usage error.`;
+Keys are written with mode 0600. -h/--help, --version. Exit status 2 on a usage error,
+1 when a request cannot be signed.`;
+
+const SPEC = { name: 'replica-certs', usage: USAGE, packageJson: new URL('../package.json', import.meta.url) };
 
 function fail(problems: readonly string[]): never {
-  console.error(`replica-certs: ${problems.join('; ')}\n${USAGE}`);
-  process.exit(2);
+  usageError(SPEC, problems.join('; '));
 }
 
-function args(argv: string[], options: NonNullable<ParseArgsConfig['options']>) {
-  try {
-    return parseArgs({ args: argv, options: { ...options, help: { type: 'boolean', default: false } } }).values as Record<string, string | boolean | undefined>;
-  } catch (err) {
-    fail([(err as Error).message]);
-  }
+function args(argv: string[], options: NonNullable<CliSpec['options']>): Record<string, string | undefined> {
+  return parseCli<Record<string, string | undefined>>({ ...SPEC, options }, argv).values;
 }
 
 /** Writes `text` to `path`; a secret (a key) with mode 0600 from the start, and an existing file narrowed too. */
@@ -45,7 +43,6 @@ const hostsFrom = (v: unknown) => String(v ?? 'localhost,127.0.0.1').split(',').
 
 async function issueAll(argv: string[]): Promise<void> {
   const values = args(argv, { out: { type: 'string' }, nodes: { type: 'string' }, hosts: { type: 'string' }, days: { type: 'string' } });
-  if (values['help']) return void console.log(USAGE);
   const problems: string[] = [];
   if (!values['out']) problems.push('--out is required');
   const nodes = String(values['nodes'] ?? '').split(',').filter(Boolean);
@@ -76,7 +73,6 @@ async function issueAll(argv: string[]): Promise<void> {
 
 async function request(argv: string[]): Promise<void> {
   const values = args(argv, { name: { type: 'string' }, out: { type: 'string' } });
-  if (values['help']) return void console.log(USAGE);
   const problems: string[] = [];
   const name = values['name'];
   if (!isNodeName(name)) problems.push(`--name must be a node name, got ${JSON.stringify(name ?? null)}`);
@@ -91,7 +87,6 @@ async function request(argv: string[]): Promise<void> {
 
 async function sign(argv: string[]): Promise<void> {
   const values = args(argv, { csr: { type: 'string' }, 'ca-dir': { type: 'string' }, hosts: { type: 'string' }, days: { type: 'string' }, out: { type: 'string' } });
-  if (values['help']) return void console.log(USAGE);
   const problems: string[] = [];
   if (!values['csr']) problems.push('--csr is required');
   if (!values['ca-dir']) problems.push('--ca-dir is required');
