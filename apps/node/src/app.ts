@@ -40,6 +40,9 @@ export interface AppDeps {
   readonly signer?: JoinSigner | undefined;
 }
 
+/** A request id taken from X-Request-Id: up to 128 letters, digits and `._:-`. */
+const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+
 /** Paths the node itself uses: not available as table names. */
 const RESERVED = new Set(['health', 'ready', 'status', 'metrics', 'cluster']);
 
@@ -64,13 +67,21 @@ export function buildApp(config: Config, deps: AppDeps): FastifyInstance {
     logController: new LogController({ disableRequestLogging: true }),
     return503OnClosing: true,
     forceCloseConnections: 'idle',
-    routerOptions: { maxParamLength: 600 },
+    // POST /Bench/ (the collection URL Harper clients use) is POST /Bench.
+    routerOptions: { maxParamLength: 600, ignoreTrailingSlash: true },
+    // A request id from X-Request-Id when it is a sane token, else a new UUID; echoed in
+    // the response header, error bodies and every log line of the request.
+    requestIdHeader: false,
+    genReqId: (req) => {
+      const given = req.headers['x-request-id'];
+      return typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID();
+    },
     // URLs the router refuses itself (not valid percent-encoded UTF-8, or a path segment
     // over maxParamLength: too long for a table name or an id) name no route. Without
     // this, fastify answers them with its own codes (FST_ERR_BAD_URL, 414 FST_ERR_MAX_PARAM_LENGTH).
     frameworkErrors: (_err, req, reply) => {
       const e = new RouteNotFoundError(req.method, req.url.slice(0, 200));
-      void (reply as FastifyReply).code(404).send({ statusCode: 404, code: e.code, error: 'Not Found', message: e.message });
+      void (reply as FastifyReply).code(404).header('x-request-id', req.id).send({ statusCode: 404, code: e.code, error: 'Not Found', message: e.message, requestId: req.id });
     },
   });
   const membership = deps.membership ?? new Membership(store, transport, { name: store.name, address: selfAddress(config.transport) }, app.log);
@@ -83,6 +94,10 @@ export function buildApp(config: Config, deps: AppDeps): FastifyInstance {
     closing = true;
   });
 
+  app.addHook('onRequest', async (req, reply) => {
+    void reply.header('x-request-id', req.id);
+  });
+
   app.addHook('onResponse', async (req, reply) => {
     metrics.request(req.method, req.routeOptions.url ?? 'unmatched', reply.statusCode, reply.elapsedTime / 1000);
   });
@@ -93,7 +108,7 @@ export function buildApp(config: Config, deps: AppDeps): FastifyInstance {
     if (statusCode >= 500 && !(e instanceof ConfirmTimeoutError) && !(e instanceof ShipTimeoutError) && !(e instanceof UnavailableError) && !(e instanceof NotReadyError)) {
       req.log.error({ err }, 'request failed');
     }
-    const body: Record<string, unknown> = { statusCode, code: e.code, error: statusText(statusCode), message: e.message };
+    const body: Record<string, unknown> = { statusCode, code: e.code, error: statusText(statusCode), message: e.message, requestId: req.id };
     if (e instanceof NotReadyError) body['reason'] = e.reason;
     if (e instanceof ConfirmTimeoutError) {
       body['confirmed'] = e.confirmed;
@@ -105,7 +120,7 @@ export function buildApp(config: Config, deps: AppDeps): FastifyInstance {
 
   app.setNotFoundHandler((req, reply) => {
     const e = new RouteNotFoundError(req.method, req.url.slice(0, 200));
-    void reply.code(404).send({ statusCode: 404, code: e.code, error: 'Not Found', message: e.message });
+    void reply.code(404).send({ statusCode: 404, code: e.code, error: 'Not Found', message: e.message, requestId: req.id });
   });
 
   // ---------------------------------------------------------------- operations

@@ -30,6 +30,28 @@ describe.each(transportsUnderTest())('REST node (transport %s)', (kind) => {
     app.inject({ method: 'POST', url: `/${table}`, headers, payload: typeof body === 'string' ? body : JSON.stringify(body) });
 
   describe('writes and reads', () => {
+    it('POST /:table/ (with the trailing slash Harper clients send) inserts like POST /:table', async () => {
+      const r = await app.inject({ method: 'POST', url: '/Bench/', headers: json, payload: '{"id":"slash"}' });
+      expect([r.statusCode, r.json()]).toEqual([201, { id: 'slash' }]);
+      expect(store.get('Bench', 'slash')).toEqual({ id: 'slash' });
+      expect((await app.inject({ url: '/Bench/slash/' })).statusCode).toBe(200);
+    });
+
+    it('takes the request id from X-Request-Id when it is a sane token, else makes one; echoes it in the header and in error bodies', async () => {
+      const given = await app.inject({ method: 'POST', url: '/users', headers: { ...json, 'x-request-id': 'trace-42.a:b' }, payload: '{"id":"x"}' });
+      expect(given.headers['x-request-id']).toBe('trace-42.a:b');
+      const failed = await app.inject({ method: 'POST', url: '/users', headers: { ...json, 'x-request-id': 'trace-43' }, payload: '{"id":"x"}' });
+      expect([failed.statusCode, failed.headers['x-request-id'], failed.json().requestId]).toEqual([409, 'trace-43', 'trace-43']);
+      for (const bad of ['has space', 'x'.repeat(129), 'new\u00e9', '']) {
+        const r = await app.inject({ url: '/users/missing', headers: { 'x-request-id': bad } });
+        const id = r.headers['x-request-id'] as string;
+        expect(id, JSON.stringify(bad)).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+        expect(r.json().requestId).toBe(id);
+      }
+      const unrouted = await app.inject({ method: 'PATCH', url: '/users/x', headers: { 'x-request-id': 'trace-44' } });
+      expect([unrouted.statusCode, unrouted.json().requestId]).toEqual([404, 'trace-44']);
+    });
+
     it('POST inserts with the given id or a new UUID, and GET returns the record', async () => {
       const r1 = await post('users', { id: 'ada', name: 'Ada' });
       expect(r1.statusCode).toBe(201);
