@@ -3,7 +3,7 @@ import { parseCompareArgs, RESULTS_DIR, UsageError, type CompareOptions } from '
 
 const options = (argv: string[]): CompareOptions => {
   const parsed = parseCompareArgs(argv);
-  if (parsed.help) throw new Error('expected options, got --help');
+  if (parsed.help || parsed.version) throw new Error('expected options, got --help or --version');
   return parsed.options;
 };
 const usageError = (argv: string[]): string => {
@@ -55,7 +55,8 @@ describe('compare options', () => {
   });
 
   it('--help wins over every other flag, valid or not', () => {
-    expect(parseCompareArgs(['--nodes', 'four', '--help'])).toEqual({ help: true });
+    expect(parseCompareArgs(['--nodes', 'four', '--help'])).toEqual({ help: true, version: false });
+    expect(parseCompareArgs(['--version'])).toEqual({ help: false, version: true });
   });
 
   it('names the first bad flag and why', () => {

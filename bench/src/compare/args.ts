@@ -35,7 +35,10 @@ export interface CompareOptions {
 /** The command line asks for what `pnpm compare` cannot do; `message` says which flag and why. */
 export class UsageError extends Error {}
 
-export type CompareArgs = { readonly help: true } | { readonly version: true; readonly help: false } | { readonly help: false; readonly version?: false; readonly options: CompareOptions };
+export type CompareArgs =
+  | { readonly help: true; readonly version: false }
+  | { readonly help: false; readonly version: true }
+  | { readonly help: false; readonly version: false; readonly options: CompareOptions };
 
 /**
  * Reads `pnpm compare`'s flags (`argv` without node and the script). `--help` wins over
@@ -62,7 +65,7 @@ export function parseCompareArgs(argv: readonly string[]): CompareArgs {
       version: { type: 'boolean', default: false },
     },
   });
-  if (args.help) return { help: true };
+  if (args.help) return { help: true, version: false };
   if (args.version) return { help: false, version: true };
 
   // --quick: 4 nodes, random ids, every transport, small counts: about a minute.
@@ -85,7 +88,7 @@ export function parseCompareArgs(argv: readonly string[]): CompareArgs {
     baseline: (args.baseline ?? (quick ? 'no' : 'yes')) === 'yes',
     out: args.out,
   };
-  return { help: false, options: Object.freeze(options) };
+  return { help: false, version: false, options: Object.freeze(options) };
 }
 
 function positiveInts(name: string, text: string, min: number): number[] {

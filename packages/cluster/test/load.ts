@@ -1,5 +1,5 @@
 import { expect } from 'vitest';
-import type { Cluster } from '../src/index.js';
+import type { Cluster, ClusterNode } from '../src/index.js';
 
 export interface Status {
   tables: Record<string, { count: number; digest: string }>;
@@ -72,4 +72,40 @@ export async function convergedAndComplete(c: Cluster, ids: readonly string[], l
     }
     expect(missing, `${node.name} misses acknowledged writes`).toEqual([]);
   }
+}
+
+export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Polls `check` every 100 ms until it returns true; fails with `what` after `ms`. */
+export async function until(what: string, ms: number, check: () => Promise<boolean>): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms: ${what}`);
+    await sleep(100);
+  }
+}
+
+/** A node's cursors, from its /status. */
+export const cursorsOf = async (url: string) => ((await (await fetch(`${url}/status`)).json()) as { cursors: Record<string, number> }).cursors;
+
+/**
+ * Polls node's /ready until it answers 200; at that moment its cursors must cover what
+ * `before` held (the seed's cursors taken before the node started): ready means caught up.
+ * Returns how many 503 answers came first.
+ */
+export async function readyOnlyWhenCaughtUp(node: ClusterNode, before: Record<string, number>): Promise<number> {
+  let notReady = 0;
+  await until(`${node.name} ready`, 30_000, async () => {
+    const r = await fetch(`${node.url}/ready`);
+    if (r.status === 503) {
+      expect(((await r.json()) as { code: string }).code).toBe('REPLICA_ERR_NOT_READY');
+      notReady++;
+      return false;
+    }
+    expect(r.status).toBe(200);
+    const cursors = await cursorsOf(node.url);
+    for (const [origin, n] of Object.entries(before)) expect(cursors[origin] ?? 0, `${node.name} ready before it applied ${origin} ${n}`).toBeGreaterThanOrEqual(n);
+    return true;
+  });
+  return notReady;
 }

@@ -2,46 +2,12 @@ import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { NatsServer } from '@replica/transport-nats';
 import { startCluster, type Cluster, type ClusterNode } from '../src/index.js';
-import { convergedAndComplete, status, writeLoad } from './load.js';
+import { convergedAndComplete, cursorsOf, readyOnlyWhenCaughtUp, sleep, status, until, writeLoad } from './load.js';
 
 interface Member {
   name: string;
   state: 'active' | 'removed';
   connected: boolean;
-}
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-const cursorsOf = async (url: string) => ((await (await fetch(`${url}/status`)).json()) as { cursors: Record<string, number> }).cursors;
-
-/** Polls `check` every 100 ms until it returns true; fails with `what` after `ms`. */
-async function until(what: string, ms: number, check: () => Promise<boolean>): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms: ${what}`);
-    await sleep(100);
-  }
-}
-
-/**
- * Polls node's /ready until it answers 200; at that moment its cursors must cover what
- * `before` held (the seed's cursors taken before the node started): ready means caught up.
- * Returns how many 503 answers came first.
- */
-async function readyOnlyWhenCaughtUp(node: ClusterNode, before: Record<string, number>): Promise<number> {
-  let notReady = 0;
-  await until(`${node.name} ready`, 30_000, async () => {
-    const r = await fetch(`${node.url}/ready`);
-    if (r.status === 503) {
-      expect(((await r.json()) as { code: string }).code).toBe('REPLICA_ERR_NOT_READY');
-      notReady++;
-      return false;
-    }
-    expect(r.status).toBe(200);
-    const cursors = await cursorsOf(node.url);
-    for (const [origin, n] of Object.entries(before)) expect(cursors[origin] ?? 0, `${node.name} ready before it applied ${origin} ${n}`).toBeGreaterThanOrEqual(n);
-    return true;
-  });
-  return notReady;
 }
 
 /** The streams a nats-server stores, each with its consumers' names (its /jsz; each node's stream is placed on its own server). */

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { connect } from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startCluster, type Cluster, type ClusterNode } from '../src/index.js';
-import { convergedAndComplete, status, writeLoad } from './load.js';
+import { convergedAndComplete, readyOnlyWhenCaughtUp, sleep, status, until, writeLoad } from './load.js';
 
 interface Member {
   name: string;
@@ -18,40 +18,7 @@ interface FullStatus {
   replication: { peers: { name: string; connected: boolean; info?: Record<string, string> }[]; refused: Record<string, number> };
 }
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const fullStatus = async (url: string) => (await (await fetch(`${url}/status`)).json()) as FullStatus;
-
-/** Polls `check` every 100 ms until it returns true; fails with `what` after `ms`. */
-async function until(what: string, ms: number, check: () => Promise<boolean>): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms: ${what}`);
-    await sleep(100);
-  }
-}
-
-/**
- * Polls node's /ready until it answers 200; at that moment its cursors must cover what
- * `before` held (the seed's cursors taken before the node started): ready means caught up.
- * Returns how many 503 answers came first.
- */
-async function readyOnlyWhenCaughtUp(node: ClusterNode, before: Record<string, number>): Promise<number> {
-  let notReady = 0;
-  await until(`${node.name} ready`, 30_000, async () => {
-    const r = await fetch(`${node.url}/ready`);
-    if (r.status === 503) {
-      const body = (await r.json()) as { code: string };
-      expect(body.code).toBe('REPLICA_ERR_NOT_READY');
-      notReady++;
-      return false;
-    }
-    expect(r.status).toBe(200);
-    const { cursors } = await fullStatus(node.url);
-    for (const [origin, n] of Object.entries(before)) expect(cursors[origin] ?? 0, `${node.name} ready before it applied ${origin} ${n}`).toBeGreaterThanOrEqual(n);
-    return true;
-  });
-  return notReady;
-}
 
 /** Tries a TLS connection to `address` with `name`'s certificate; resolves once the peer closed it (a refused one closes at once). */
 function presentCertificate(c: Cluster, name: string, address: string): Promise<void> {

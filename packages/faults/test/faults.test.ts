@@ -6,7 +6,7 @@ import { readFileSync } from 'node:fs';
 import { afterEach, describe, expect, it } from 'vitest';
 import { startCluster, type Cluster, type ClusterOptions } from '@replica/cluster';
 import { checkConverged, insertLoad, logsOf, peakRssMiB, recordResult, sampleMemory, seeded, sleep, status } from './lib/harness.js';
-import { FaultProxy } from './lib/proxy.js';
+import { FaultProxy, proxyLink } from './lib/proxy.js';
 
 const TRANSPORTS = ['plexus', 'nats'] as const;
 
@@ -115,12 +115,10 @@ describe.each(TRANSPORTS)('faults on %s', (transport) => {
       transport === 'plexus'
         ? {
             // n1 dials n2 (names sort), so its route to n2 is the link to cut
-            peerAddress: async (from, to, address) => {
-              if (from !== 'n1' || to !== 'n2') return address;
-              proxy = await FaultProxy.start(address);
-              proxies.push(proxy);
-              return { host: '127.0.0.1', port: proxy.port };
-            },
+            peerAddress: proxyLink('n1', 'n2', (p) => {
+              proxy = p;
+              proxies.push(p);
+            }),
           }
         : {},
     );

@@ -164,7 +164,13 @@ export async function checkConverged(
     } catch {
       // a node is still starting
     }
-    if (Date.now() > deadline) throw new Error(`no convergence within ${o.timeoutMs ?? 60_000} ms:\n${seen.join('\n')}\n${logsOf(c)}`);
+    if (Date.now() > deadline) {
+      // What each node's transport says of its peers: which link or consumer stalled.
+      const peers = await Promise.all(
+        c.nodes.map(async (n) => `${n.name}: ${JSON.stringify(await fetch(`${n.url}/status`).then(async (r) => ((await r.json()) as { cursors: unknown; replication: unknown })).then((s) => ({ cursors: s.cursors, replication: s.replication })).catch((e: Error) => e.message))}`),
+      );
+      throw new Error(`no convergence within ${o.timeoutMs ?? 60_000} ms:\n${seen.join('\n')}\n${peers.join('\n')}\n${logsOf(c)}`);
+    }
     await sleep(200);
   }
   const convergeMs = Date.now() - t0;

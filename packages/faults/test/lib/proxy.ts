@@ -1,4 +1,5 @@
 import { createServer, connect, type Server, type Socket } from 'node:net';
+import type { ClusterOptions } from '@replica/cluster';
 
 /**
  * A fault-injecting TCP proxy for one link: forwards bytes both ways until `cut()`, which
@@ -72,4 +73,18 @@ export class FaultProxy {
     this.cut();
     await new Promise<void>((resolve) => this.#server.close(() => resolve()));
   }
+}
+
+/**
+ * A launcher `peerAddress` option that puts a {@link FaultProxy} on the link node `from`
+ * dials to node `to` (plexus: the node whose name sorts first dials) and hands it to
+ * `started`; every other link is direct.
+ */
+export function proxyLink(from: string, to: string, started: (proxy: FaultProxy) => void): NonNullable<ClusterOptions['peerAddress']> {
+  return async (dialer, peer, address) => {
+    if (dialer !== from || peer !== to) return address;
+    const proxy = await FaultProxy.start(address);
+    started(proxy);
+    return { host: '127.0.0.1', port: proxy.port };
+  };
 }
