@@ -150,7 +150,7 @@ export class Membership {
 
   /** Hands the list to the transport if it changed since the last look. */
   #check(): void {
-    const digest = this.store.tables()[MEMBERS_TABLE]?.digest;
+    const digest = this.store.tableStats(MEMBERS_TABLE)?.digest;
     if (digest === this.#digest) return;
     this.#digest = digest;
     const members = this.list();

@@ -246,6 +246,13 @@ export class Store implements LocalNode {
   }
 
   /** Count and digest of every table, as committed (staged writes are not counted yet). */
+  /** One table's committed stats (one read, where {@link tables} reads every table), or undefined for a table never written. */
+  tableStats(table: string): TableStats | undefined {
+    this.#checkOpen();
+    const s = this.#meta.get(tableKey(table)) as StoredTableStats | undefined;
+    return s && { count: s.count, digest: Buffer.from(s.digest).toString('hex') };
+  }
+
   tables(): Record<string, TableStats> {
     this.#checkOpen();
     const out: Record<string, TableStats> = {};

@@ -66,6 +66,9 @@ describe('local writes', () => {
     await Promise.all(ops);
     expect(s.verify()).toEqual([]);
     expect(s.tables().t?.count).toBe([...Array(7).keys()].filter((k) => s.get('t', `k${k}`) !== undefined).length);
+    // One table's stats read alone are the same as in the whole list.
+    expect(s.tableStats('t')).toEqual(s.tables().t);
+    expect(s.tableStats('never')).toBeUndefined();
   });
 
   it('rejects bad input with the shared error classes and writes nothing', async () => {
