@@ -1,9 +1,9 @@
-import { createHash, timingSafeEqual } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
 import type { ReplicationTransport } from '@replica/transport-api';
 import { AdminDisabledError, AdminUnauthorizedError, InvalidMemberError, JoinDisabledError } from './errors.js';
 import { tokenRequest, type JoinSigner } from './join.js';
 import type { Membership } from './membership.js';
+import { bearerCheck, objectBody } from './requests.js';
 
 /**
  * The admin routes under `/cluster`, authenticated apart from the table routes: every
@@ -12,11 +12,10 @@ import type { Membership } from './membership.js';
  */
 export function adminRoutes(adminToken: string | undefined, membership: Membership, transport: ReplicationTransport | undefined, signer: JoinSigner | undefined) {
   return async (admin: FastifyInstance): Promise<void> => {
-    const want = adminToken === undefined ? undefined : createHash('sha256').update(`Bearer ${adminToken}`).digest();
+    const authorized = adminToken === undefined ? undefined : bearerCheck(adminToken);
     admin.addHook('onRequest', async (req) => {
-      if (want === undefined) throw new AdminDisabledError();
-      const got = createHash('sha256').update(req.headers.authorization ?? '').digest();
-      if (!timingSafeEqual(got, want)) throw new AdminUnauthorizedError();
+      if (authorized === undefined) throw new AdminDisabledError();
+      if (!authorized(req.headers.authorization)) throw new AdminUnauthorizedError();
     });
 
     admin.get('/members', async () => {
@@ -25,11 +24,7 @@ export function adminRoutes(adminToken: string | undefined, membership: Membersh
     });
 
     admin.post<{ Body: unknown }>('/members', async (req, reply) => {
-      const body = req.body;
-      if (body === null || typeof body !== 'object' || Array.isArray(body)) throw new InvalidMemberError('the body must be a JSON object: {"name": "n4", "address": "host:port"}');
-      const unknown = Object.keys(body).filter((k) => k !== 'name' && k !== 'address');
-      if (unknown.length > 0) throw new InvalidMemberError(`unknown field ${JSON.stringify(unknown[0])}: only name and address`);
-      const { name, address } = body as { name?: unknown; address?: unknown };
+      const { name, address } = objectBody(req.body, '{"name": "n4", "address": "host:port"}', ['name', 'address']);
       if (typeof name !== 'string') throw new InvalidMemberError('name: a string is required');
       if (address !== undefined && typeof address !== 'string') throw new InvalidMemberError('address: must be a string (host:port)');
       const record = await membership.add({ name, ...(address !== undefined ? { address } : {}) });
@@ -56,9 +51,7 @@ export function joinRoute(membership: Membership, signer: JoinSigner | undefined
   return async (app: FastifyInstance): Promise<void> => {
     app.post<{ Body: unknown }>('/cluster/join', async (req, reply) => {
       if (!signer) throw new JoinDisabledError();
-      const body = req.body;
-      if (body === null || typeof body !== 'object' || Array.isArray(body)) throw new InvalidMemberError('the body must be a JSON object: {"token", "csr", "address"}');
-      const { token, csr, address } = body as Record<string, unknown>;
+      const { token, csr, address } = objectBody(req.body, '{"token", "csr", "address"}');
       return reply.code(201).send(await signer.redeem(token, csr, address, membership));
     });
   };

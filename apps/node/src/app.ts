@@ -1,4 +1,4 @@
-import { createHash, randomUUID, timingSafeEqual } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import Fastify, { LogController, type FastifyInstance, type FastifyReply, type FastifyRequest, type FastifyBaseLogger } from 'fastify';
 import type { Store } from '@replica/storage';
 import {
@@ -28,6 +28,7 @@ import type { JoinSigner } from './join.js';
 import { Membership, selfAddress } from './membership.js';
 import { Metrics } from './metrics.js';
 import { ReadinessCheck } from './readiness.js';
+import { bearerCheck } from './requests.js';
 
 export interface AppDeps {
   readonly store: Store;
@@ -162,10 +163,9 @@ export function buildApp(config: Config, deps: AppDeps): FastifyInstance {
 
   void app.register(async (tables) => {
     if (config.apiToken !== undefined) {
-      const want = createHash('sha256').update(`Bearer ${config.apiToken}`).digest();
+      const authorized = bearerCheck(config.apiToken);
       tables.addHook('onRequest', async (req) => {
-        const got = createHash('sha256').update(req.headers.authorization ?? '').digest();
-        if (!timingSafeEqual(got, want)) throw new UnauthorizedError();
+        if (!authorized(req.headers.authorization)) throw new UnauthorizedError();
       });
     }
 

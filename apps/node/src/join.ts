@@ -1,9 +1,10 @@
 import { createHash, createPrivateKey, createPublicKey, randomBytes, X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { ConfigError, isNodeName } from '@replica/transport-api';
+import { ConfigError, isNodeName, parseHostPort } from '@replica/transport-api';
 import { readCertificateRequest, type CertificateAuthority } from '@replica/transport-plexus/certs';
 import { InvalidMemberError, JoinTokenInvalidError, MemberExistsError } from './errors.js';
 import type { MemberRecord, Membership } from './membership.js';
+import { objectBody } from './requests.js';
 
 /** How long a join token lives unless asked otherwise, and at most, in seconds. */
 export const JOIN_TOKEN_TTL_S = 900;
@@ -99,8 +100,7 @@ export class JoinSigner {
     const change = membership.checkAdd({ name: entry.name, address });
     // Used up before the first await that could let a second request with it through.
     if (!this.#tokens.delete(key)) throw new JoinTokenInvalidError();
-    const host = address.slice(0, address.lastIndexOf(':')).replace(/^\[(.*)\]$/, '$1');
-    const certificate = await request.sign(this.ca, { hosts: [host] });
+    const certificate = await request.sign(this.ca, { hosts: [(parseHostPort(change.address) as { host: string }).host] });
     const member = await membership.add(change);
     return { certificate, ca: this.caBundle, member };
   }
@@ -117,10 +117,7 @@ function hash(token: string): string {
 
 /** Checks a join-token request body: `{name, ttlSeconds?}`. */
 export function tokenRequest(body: unknown, membership: Membership): { name: string; ttlSeconds: number } {
-  if (body === null || typeof body !== 'object' || Array.isArray(body)) throw new InvalidMemberError('the body must be a JSON object: {"name": "n4", "ttlSeconds": 900}');
-  const unknown = Object.keys(body).filter((k) => k !== 'name' && k !== 'ttlSeconds');
-  if (unknown.length > 0) throw new InvalidMemberError(`unknown field ${JSON.stringify(unknown[0])}: only name and ttlSeconds`);
-  const { name, ttlSeconds = JOIN_TOKEN_TTL_S } = body as { name?: unknown; ttlSeconds?: unknown };
+  const { name, ttlSeconds = JOIN_TOKEN_TTL_S } = objectBody(body, '{"name": "n4", "ttlSeconds": 900}', ['name', 'ttlSeconds']);
   if (!isNodeName(name)) throw new InvalidMemberError(`name: ${JSON.stringify(name ?? null)} is not a node name`);
   if (!Number.isInteger(ttlSeconds) || (ttlSeconds as number) < 1 || (ttlSeconds as number) > JOIN_TOKEN_MAX_TTL_S) {
     throw new InvalidMemberError(`ttlSeconds: an integer from 1 to ${JOIN_TOKEN_MAX_TTL_S}`);

@@ -80,17 +80,17 @@ export class Membership {
   }
 
   /** The change as {@link add} would make it, or the error it would refuse it with; changes nothing. */
-  checkAdd(change: MemberChange): { name: string; address: string } {
+  checkAdd(change: MemberChange): { name: string; address: string; current: MemberRecord | undefined } {
     if (!this.transport) throw new MembershipUnavailableError();
     const checked = this.#validate(change);
-    if (this.#get(checked.name)?.state === 'active') throw new MemberExistsError(checked.name);
-    return checked;
+    const current = this.#get(checked.name);
+    if (current?.state === 'active') throw new MemberExistsError(checked.name);
+    return { ...checked, current };
   }
 
   /** Adds `change.name` (again, if it was removed: its revoked certificates stay refused). */
   async add(change: MemberChange): Promise<MemberRecord> {
-    const { name, address } = this.checkAdd(change);
-    const current = this.#get(name);
+    const { name, address, current } = this.checkAdd(change);
     const record = await this.#write({ name, address, state: 'active', revoked: current?.revoked ?? [] });
     this.log.warn({ member: name, address }, 'membership: member added');
     return record;

@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { expect } from 'vitest';
 import type { Cluster, ClusterNode } from '../src/index.js';
 
@@ -108,4 +109,22 @@ export async function readyOnlyWhenCaughtUp(node: ClusterNode, before: Record<st
     return true;
   });
   return notReady;
+}
+
+/** The last `lines` lines of every node's log, for a failure message. */
+export const tailLogs = (c: Cluster, lines = 12) => c.nodes.map((n) => `--- ${n.name}\n${readFileSync(n.logFile, 'utf8').split('\n').slice(-lines).join('\n')}`).join('\n');
+
+/** A member as `GET /cluster/members` lists it. */
+export interface ListedMember {
+  name: string;
+  address: string;
+  state: 'active' | 'removed';
+  revoked: string[];
+  connected: boolean;
+}
+
+/** The member list as `node` sees it (through its admin API, with the cluster's token). */
+export async function membersOf(c: Cluster, node: ClusterNode): Promise<ListedMember[]> {
+  const r = await fetch(`${node.url}/cluster/members`, { headers: { authorization: `Bearer ${c.adminToken}` } });
+  return ((await r.json()) as { members: ListedMember[] }).members;
 }

@@ -1,14 +1,7 @@
-import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { NatsServer } from '@replica/transport-nats';
 import { startCluster, type Cluster, type ClusterNode } from '../src/index.js';
-import { convergedAndComplete, cursorsOf, readyOnlyWhenCaughtUp, sleep, status, until, writeLoad } from './load.js';
-
-interface Member {
-  name: string;
-  state: 'active' | 'removed';
-  connected: boolean;
-}
+import { convergedAndComplete, cursorsOf, membersOf, readyOnlyWhenCaughtUp, sleep, status, tailLogs, until, writeLoad } from './load.js';
 
 /** The streams a nats-server stores, each with its consumers' names (its /jsz; each node's stream is placed on its own server). */
 async function streamsOn(server: NatsServer): Promise<Record<string, string[]>> {
@@ -21,9 +14,8 @@ async function streamsOn(server: NatsServer): Promise<Record<string, string[]>> 
 
 describe('a nats cluster changes its members at runtime', () => {
   let cluster: Cluster;
-  const logs = () => cluster.nodes.map((n) => `--- ${n.name}\n${readFileSync(n.logFile, 'utf8').split('\n').slice(-12).join('\n')}`).join('\n');
-  const members = async (node: ClusterNode) =>
-    ((await (await fetch(`${node.url}/cluster/members`, { headers: { authorization: `Bearer ${cluster.adminToken}` } })).json()) as { members: Member[] }).members;
+  const logs = () => tailLogs(cluster);
+  const members = (node: ClusterNode) => membersOf(cluster, node);
 
   beforeAll(async () => {
     cluster = await startCluster({ nodes: 3, transport: 'nats' });

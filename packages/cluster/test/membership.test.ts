@@ -2,16 +2,10 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { connect } from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parseHostPort } from '@replica/transport-api';
 import { startCluster, type Cluster, type ClusterNode } from '../src/index.js';
-import { convergedAndComplete, readyOnlyWhenCaughtUp, sleep, status, until, writeLoad } from './load.js';
+import { convergedAndComplete, membersOf, readyOnlyWhenCaughtUp, sleep, status, tailLogs, until, writeLoad, type ListedMember } from './load.js';
 
-interface Member {
-  name: string;
-  address: string;
-  state: 'active' | 'removed';
-  revoked: string[];
-  connected: boolean;
-}
 
 interface FullStatus {
   cursors: Record<string, number>;
@@ -22,7 +16,7 @@ const fullStatus = async (url: string) => (await (await fetch(`${url}/status`)).
 
 /** Tries a TLS connection to `address` with `name`'s certificate; resolves once the peer closed it (a refused one closes at once). */
 function presentCertificate(c: Cluster, name: string, address: string): Promise<void> {
-  const [host, port] = [address.slice(0, address.lastIndexOf(':')), Number(address.slice(address.lastIndexOf(':') + 1))];
+  const { host, port } = parseHostPort(address) as { host: string; port: number };
   const certs = join(c.dir, 'certs');
   return new Promise((resolve) => {
     const socket = connect({ host, port, ca: readFileSync(join(certs, 'ca.crt')), cert: readFileSync(join(certs, `${name}.crt`)), key: readFileSync(join(certs, `${name}.key`)), checkServerIdentity: () => undefined });
@@ -34,10 +28,8 @@ function presentCertificate(c: Cluster, name: string, address: string): Promise<
 
 describe('a plexus cluster changes its members at runtime', () => {
   let cluster: Cluster;
-  const logs = () => cluster.nodes.map((n) => `--- ${n.name}\n${readFileSync(n.logFile, 'utf8').split('\n').slice(-12).join('\n')}`).join('\n');
-  const admin = (node: ClusterNode, path: string, init: RequestInit = {}) =>
-    fetch(`${node.url}${path}`, { ...init, headers: { authorization: `Bearer ${cluster.adminToken}`, 'content-type': 'application/json', ...init.headers } });
-  const members = async (node: ClusterNode) => ((await (await admin(node, '/cluster/members')).json()) as { members: Member[] }).members;
+  const logs = () => tailLogs(cluster);
+  const members = (node: ClusterNode) => membersOf(cluster, node);
 
   beforeAll(async () => {
     cluster = await startCluster({ nodes: 3, transport: 'plexus' });
@@ -108,7 +100,7 @@ describe('a plexus cluster changes its members at runtime', () => {
     expect(fromN5.length).toBeGreaterThan(0);
 
     const list = await members(n1);
-    const record = list.find((m) => m.name === 'n5') as Member;
+    const record = list.find((m) => m.name === 'n5') as ListedMember;
     expect(record.state).toBe('removed');
     expect(record.revoked).toHaveLength(1); // the fingerprint n1 saw
 

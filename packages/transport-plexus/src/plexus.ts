@@ -224,9 +224,7 @@ export class Plexus implements PlexusTransport, MeshHost, SessionHost {
    * before it learned of its removal still arrive; it closes it itself once they did.
    */
   #drop(link: Link): void {
-    link.dropped = true;
-    clearTimeout(link.reconnectTimer);
-    this.#links.delete(link.name);
+    this.#forget(link);
     const session = link.session;
     if (!session?.connected) {
       session?.close('removed');
@@ -236,6 +234,13 @@ export class Plexus implements PlexusTransport, MeshHost, SessionHost {
     this.log.warn({ peer: link.name, drainMs: this.config.removalDrainMs }, 'plexus: peer removed from the cluster; taking its last writes before closing its connection');
     const timer = setTimeout(() => session.close('removed'), this.config.removalDrainMs);
     timer.unref();
+  }
+
+  /** `link` is no peer any more: not counted, never dialled again, its connection refused from now on. */
+  #forget(link: Link): void {
+    link.dropped = true;
+    clearTimeout(link.reconnectTimer);
+    this.#links.delete(link.name);
   }
 
   /**
@@ -262,9 +267,7 @@ export class Plexus implements PlexusTransport, MeshHost, SessionHost {
     };
     void drain().then(() => {
       for (const link of links) {
-        link.dropped = true;
-        clearTimeout(link.reconnectTimer);
-        this.#links.delete(link.name);
+        this.#forget(link);
         link.session?.close('removed');
       }
       this.#waiters.notify();
