@@ -1,4 +1,4 @@
-import type { Consumer, ConsumerMessages, JetStreamClient, JsMsg } from 'nats';
+import { ConsumerEvents, type Consumer, type ConsumerMessages, type JetStreamClient, type JsMsg } from 'nats';
 import { MalformedFrameError, decodeBatch, type LogEntry } from '@replica/transport-api';
 import type { StreamAdmin } from './admin.js';
 import type { NatsContext } from './context.js';
@@ -40,7 +40,7 @@ export class OriginConsumer {
    */
   holds: number | undefined;
   /** Totals since this process found the stream. */
-  readonly counters = { messagesFetched: 0, entriesApplied: 0, entriesDeferred: 0, resyncs: 0, repositions: 0 };
+  readonly counters = { messagesFetched: 0, entriesApplied: 0, entriesDeferred: 0, resyncs: 0, repositions: 0, consumersLost: 0 };
   /** As the broker last reported them. */
   readonly gauges = { consumerPending: 0, consumerAckPending: 0, consumerRedelivered: 0 };
 
@@ -115,6 +115,7 @@ export class OriginConsumer {
         const messages = await this.#consumer.consume({ max_messages: cfg.fetchBatch, expires: cfg.fetchExpiresMs });
         this.#messages = messages;
         if (!lifecycle.started || !this.#running) return void messages.stop();
+        void this.#watchLoss(messages);
         let buf: JsMsg[] = [];
         let chain: Promise<void> = Promise.resolve();
         let scheduled = false;
@@ -155,6 +156,23 @@ export class OriginConsumer {
         this.#consumer = undefined;
         await pause(CONSUMER_RETRY_MS);
       }
+    }
+  }
+
+  /**
+   * The client keeps asking for a consumer the broker no longer has (deleted by an
+   * operator, or lost by a server restarted from a state that lacked it) and never ends
+   * the iteration: it only reports the loss. Re-create it at the cursor instead.
+   */
+  async #watchLoss(messages: ConsumerMessages): Promise<void> {
+    for await (const s of await messages.status()) {
+      if (s.type !== ConsumerEvents.ConsumerNotFound && s.type !== ConsumerEvents.ConsumerDeleted && s.type !== ConsumerEvents.StreamNotFound) continue;
+      if (this.#messages !== messages || !this.#running) return;
+      this.ctx.log.warn({ origin: this.origin, event: s.type }, 'nats: the broker lost this node\'s consumer; re-creating it at the cursor');
+      this.counters.consumersLost++;
+      this.#reposition = true;
+      messages.stop();
+      return;
     }
   }
 

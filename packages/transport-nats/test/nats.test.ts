@@ -64,6 +64,24 @@ describe('nats transport', () => {
     expect(n1.store.verify()).toEqual([]);
   });
 
+  it('re-creates at its cursor a durable consumer that the broker lost or an operator deleted', async () => {
+    c = await natsCluster(2, 'per-write');
+    await Promise.all(Array.from({ length: 20 }, (_, i) => c!.nodes[0]?.put('t', { id: `a${i}` })));
+    await converged(c.nodes, 15_000);
+    const nc = await connect({ servers: c.servers[0]?.url as string });
+    try {
+      // n1's consumer on n0's stream goes while n1's pull requests wait on it
+      expect(await (await nc.jetstreamManager()).consumers.delete('REPLICA_n0', 'n1')).toBe(true);
+    } finally {
+      await nc.close();
+    }
+    await Promise.all(Array.from({ length: 20 }, (_, i) => c!.nodes[0]?.put('t', { id: `b${i}` })));
+    await converged(c.nodes, 15_000);
+    expect(c.nodes[1]?.get('t', 'b19')).toEqual({ id: 'b19' });
+    expect(c.nodes[1]?.store.verify()).toEqual([]);
+    expect(c.nodes[1]?.transport.status().peers.find((p) => p.name === 'n0')?.counters['consumersLost']).toBe(1);
+  });
+
   it('brings back a consumer that fell behind the stream limits with a merge resync', async () => {
     // n0's stream keeps messages for 1 s only; n1 is away for longer than that.
     c = await natsCluster(2, 'batched', (i) => (i === 0 ? { streamMaxAgeMs: 1000 } : {}));
