@@ -1,7 +1,7 @@
 import { createHash, createPrivateKey, createPublicKey, randomBytes, X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { ConfigError, isNodeName, parseHostPort } from '@replica/transport-api';
-import { readCertificateRequest, type CertificateAuthority } from '@replica/transport-plexus/certs';
+import { readCertificateRequest, type CertificateAuthority } from '@replica/certs';
 import { InvalidMemberError, JoinTokenInvalidError, MemberExistsError } from './errors.js';
 import type { MemberRecord, Membership } from './membership.js';
 import { objectBody } from './requests.js';

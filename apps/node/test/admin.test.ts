@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Store } from '@replica/storage';
 import { MEMBERS_TABLE, silentLogger } from '@replica/transport-api';
 import { plexusTransport, type PlexusTransport } from '@replica/transport-plexus';
-import { createCertificateAuthority, createNodeCertificate } from '@replica/transport-plexus/certs';
+import { createCertificateAuthority, createNodeCertificate } from '@replica/certs';
 import { buildApp } from '../src/app.js';
 import type { Config } from '../src/config.js';
 import { Membership } from '../src/membership.js';

@@ -10,7 +10,7 @@ import { ConfigError, MEMBERS_TABLE, silentLogger } from '@replica/transport-api
 import { freePort } from '@replica/transport-api/ports';
 import { eventually } from '@replica/transport-api/testing';
 import { plexusTransport, type PlexusTransport } from '@replica/transport-plexus';
-import { createCertificateAuthority, createCertificateRequest, createNodeCertificate, type CertificateAuthority } from '@replica/transport-plexus/certs';
+import { createCertificateAuthority, createCertificateRequest, createNodeCertificate, type CertificateAuthority } from '@replica/certs';
 import { buildApp } from '../src/app.js';
 import type { Config } from '../src/config.js';
 import { JoinSigner } from '../src/join.js';
@@ -171,7 +171,7 @@ describe('joining with a certificate request', () => {
         execFile(process.execPath, [bin, ...args], { env: { PATH: process.env['PATH'] ?? '', ...env } }, (error, out, err) => resolve({ code: error ? Number(error.code) : 0, out, err }));
       });
     const adminCli = fileURLToPath(new URL('../dist/admin-cli.js', import.meta.url));
-    const certsCli = fileURLToPath(import.meta.resolve('@replica/transport-plexus/certs').replace(/certs\.js$/, 'certs-cli.js'));
+    const certsCli = fileURLToPath(import.meta.resolve('@replica/certs').replace(/index\.js$/, 'cli.js'));
     const req = await run(certsCli, ['request', '--name', 'n7', '--out', dir.path]);
     expect(req.code, req.err).toBe(0);
     const token = await run(adminCli, ['--url', url, 'join-token', 'n7', '--ttl', '60'], { ADMIN_TOKEN: ADMIN });

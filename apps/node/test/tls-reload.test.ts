@@ -4,7 +4,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { Store } from '@replica/storage';
 import { eventually } from '@replica/transport-api/testing';
 import { plexusTransport, type PlexusTransport } from '@replica/transport-plexus';
-import { createCertificateAuthority, createNodeCertificate } from '@replica/transport-plexus/certs';
+import { createCertificateAuthority, createNodeCertificate } from '@replica/certs';
 import { reloadTlsOnChange, TLS_SETTLE_MS, TLS_WATCH_INTERVAL_MS } from '../src/tls-reload.js';
 import { tempDir } from './helpers.js';
 

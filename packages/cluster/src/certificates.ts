@@ -1,7 +1,7 @@
 // The certificate files of a local cluster, all signed by one CA.
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { createCertificateAuthority, createNodeCertificate, type CertificateAuthority } from '@replica/transport-plexus/certs';
+import { createCertificateAuthority, createNodeCertificate, type CertificateAuthority } from '@replica/certs';
 
 export interface CertificateFiles {
   readonly cert: string;

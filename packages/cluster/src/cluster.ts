@@ -5,7 +5,7 @@ import { createRequire } from 'node:module';
 import { availableParallelism, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { freePort, joinNatsCluster, startNatsCluster, type NatsServer } from '@replica/transport-nats';
-import type { CertificateAuthority } from '@replica/transport-plexus/certs';
+import type { CertificateAuthority } from '@replica/certs';
 import { clusterCertificates, type CertificateFiles } from './certificates.js';
 import { answersOk, pollUntil } from './poll.js';
 

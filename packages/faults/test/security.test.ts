@@ -8,7 +8,7 @@ import { connect as tlsConnect, type ConnectionOptions } from 'node:tls';
 import { connect as natsConnect } from 'nats';
 import { afterEach, describe, expect, it } from 'vitest';
 import { startCluster, type Cluster } from '@replica/cluster';
-import { createCertificateAuthority, createNodeCertificate } from '@replica/transport-plexus/certs';
+import { createCertificateAuthority, createNodeCertificate } from '@replica/certs';
 import { checkConverged, insertLoad, sleep, status } from './lib/harness.js';
 
 /** A would-be peer frame: length prefix, then bytes claiming to carry a batch. */

@@ -7,7 +7,7 @@ import { connect, type NatsConnection } from 'nats';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Store } from '@replica/storage';
 import { ConfigError, TransportStateError } from '@replica/transport-api';
-import { createCertificateAuthority, createNodeCertificate, type CertificateAuthority } from '@replica/transport-plexus/certs';
+import { createCertificateAuthority, createNodeCertificate, type CertificateAuthority } from '@replica/certs';
 import { converged, eventually, startSuiteCluster, suiteNode, type SuiteCluster } from '@replica/transport-api/testing';
 import { freePort, natsServerConfig, natsTransport, startNatsCluster, startNatsServer, type NatsServer, type NatsTlsFiles, type NatsTransport } from '../src/index.js';
 

@@ -5,7 +5,7 @@ import { Store } from '@replica/storage';
 import { freePort } from '@replica/transport-api/ports';
 import type { Logger } from '@replica/transport-api';
 import { startSuiteCluster, suiteNode, type SuiteCluster, type SuiteNode } from '@replica/transport-api/testing';
-import { createCertificateAuthority, createNodeCertificate, type CertificateAuthority, type Credentials } from '../src/certs.js';
+import { createCertificateAuthority, createNodeCertificate, type CertificateAuthority, type Credentials } from '@replica/certs';
 import { plexusTransport, type PlexusInit, type PlexusPeer, type PlexusTransport } from '../src/index.js';
 
 export { freePort };

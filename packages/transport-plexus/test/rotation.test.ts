@@ -2,7 +2,7 @@ import { connect } from 'node:tls';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ConfigError } from '@replica/transport-api';
 import { converged, eventually } from '@replica/transport-api/testing';
-import { createCertificateAuthority, createNodeCertificate, type Credentials } from '../src/certs.js';
+import { createCertificateAuthority, createNodeCertificate, type Credentials } from '@replica/certs';
 import { plexusCluster, type PlexusCluster } from './helpers.js';
 
 type Tls = { ca: string; cert: string; key: string };

@@ -2,7 +2,7 @@ import { connect as tcpConnect } from 'node:net';
 import { connect, type ConnectionOptions } from 'node:tls';
 import { afterEach, describe, expect, it } from 'vitest';
 import { eventually, converged } from '@replica/transport-api/testing';
-import { createCertificateAuthority, createNodeCertificate } from '../src/certs.js';
+import { createCertificateAuthority, createNodeCertificate } from '@replica/certs';
 import { plexusCluster, type PlexusCluster } from './helpers.js';
 
 /** Connects as a would-be peer; resolves when the server closed the connection. */

@@ -4,7 +4,7 @@ import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'n
 import { join } from 'node:path';
 import { isNodeName } from '@replica/transport-api';
 import { parseCli, usageError, type CliSpec } from '@replica/transport-api/cli';
-import { createCertificateAuthority, createCertificateRequest, createNodeCertificate, readCertificateRequest, type CertificateAuthority } from './certs.js';
+import { createCertificateAuthority, createCertificateRequest, createNodeCertificate, readCertificateRequest, type CertificateAuthority } from './index.js';
 
 const USAGE = `usage:
   replica-certs --out <dir> --nodes n1,n2,n3 [--hosts localhost,127.0.0.1] [--days 825]

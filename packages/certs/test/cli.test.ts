@@ -3,7 +3,7 @@ import { describe } from 'vitest';
 import { versionOf } from '@replica/transport-api/cli';
 import { cliConventions } from '@replica/transport-api/testing/cli';
 
-const CLI = fileURLToPath(new URL('../dist/certs-cli.js', import.meta.url));
+const CLI = fileURLToPath(new URL('../dist/cli.js', import.meta.url));
 const version = versionOf(new URL('../package.json', import.meta.url));
 
 describe('replica-certs keeps the CLI conventions, in each of its forms', () => {
