@@ -10,3 +10,4 @@ export { SnapshotMerge, sendSnapshot, type SnapshotSent, type SnapshotSink } fro
 export { TlsFailure, classifyTlsError, isCertificateFailure, type TlsFailureInfo } from './tls-failure.js';
 export { withDefaults } from './options.js';
 export { peerLag } from './lag.js';
+export { whenPeersConnected, warnLogger, type PeersReady } from './ready.js';

@@ -3,11 +3,13 @@ import {
   Lifecycle,
   TransportStateError,
   peerLag,
-  silentLogger,
+  warnLogger,
+  whenPeersConnected,
   type LocalNode,
   type Logger,
   type Member,
   type PeerStatus,
+  type PeersReady,
   type ReplicationTransport,
   type StartOptions,
   type TransportState,
@@ -26,6 +28,7 @@ import { ResyncCarrier } from './resync.js';
 import { Names } from './subjects.js';
 
 export interface NatsComponents {
+  /** Default `warnLogger`: warnings and errors to stderr, one line each. `silentLogger` silences the transport. */
   readonly logger?: Logger;
 }
 
@@ -40,6 +43,14 @@ export interface NatsTransport extends ReplicationTransport {
    * refuses, are a {@link ConfigError} saying why, and the connection in use stays.
    */
   reloadTls(): Promise<void>;
+  /**
+   * Resolves once this node consumes every peer's stream over a live broker connection,
+   * or after `timeoutMs` with `ready: false` and the peers still missing; rejects if the
+   * transport stops meanwhile.
+   */
+  whenReady(timeoutMs: number): Promise<PeersReady>;
+  shipped(seq: number): Promise<void>;
+  waitForReplicas(seq: number, count: number, timeoutMs: number): Promise<number>;
 }
 
 /**
@@ -50,7 +61,7 @@ export interface NatsTransport extends ReplicationTransport {
  * in one store transaction before acknowledging it.
  */
 export function natsTransport(init: NatsInit, components: NatsComponents = {}): NatsTransport {
-  return new Nats(resolveOptions(init), components.logger ?? silentLogger);
+  return new Nats(resolveOptions(init), components.logger ?? warnLogger);
 }
 
 /** The parts of a started transport. */
@@ -231,6 +242,12 @@ class Nats implements NatsTransport {
   setMembers(members: readonly Member[]): void {
     this.#members = members;
     if (this.#lifecycle.started) this.#run?.removals?.apply(members);
+  }
+
+  whenReady(timeoutMs: number): Promise<PeersReady> {
+    const self = this.#run?.node.name;
+    const peers = (this.#members ?? []).filter((m) => m.state === 'active' && m.name !== self).map((m) => m.name);
+    return whenPeersConnected(this, { timeoutMs, peers });
   }
 
   waitForReplicas(seq: number, count: number, timeoutMs: number): Promise<number> {

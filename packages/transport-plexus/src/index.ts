@@ -1,4 +1,4 @@
-import { silentLogger } from '@replica/transport-api';
+import { warnLogger } from '@replica/transport-api';
 import { resolveConfig, type PlexusComponents, type PlexusInit } from './options.js';
 import { Plexus, type PlexusTransport } from './plexus.js';
 
@@ -11,5 +11,5 @@ export { Frame, FrameDecoder, encodeFrame, type FrameType } from './frames.js';
  * authenticated TLS 1.3 connections (see {@link PlexusTransport}).
  */
 export function plexusTransport(init: PlexusInit, components: PlexusComponents = {}): PlexusTransport {
-  return new Plexus(resolveConfig(init), components.logger ?? silentLogger);
+  return new Plexus(resolveConfig(init), components.logger ?? warnLogger);
 }

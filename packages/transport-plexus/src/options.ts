@@ -47,6 +47,7 @@ export interface PlexusInit {
 }
 
 export interface PlexusComponents {
+  /** Default `warnLogger`: warnings and errors to stderr, one line each. `silentLogger` silences the transport. */
   readonly logger?: Logger;
 }
 

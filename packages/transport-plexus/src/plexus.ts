@@ -7,7 +7,9 @@ import {
   type ConfigError,
   type LocalNode,
   type Logger,
+  whenPeersConnected,
   type Member,
+  type PeersReady,
   type ReplicationTransport,
   type StartOptions,
   type TransportStatus,
@@ -44,6 +46,12 @@ export interface PlexusTransport extends ReplicationTransport {
    * with a {@link ConfigError} listing why, and the material in use stays.
    */
   reloadTls(tls: PlexusInit['tls']): void;
+  /**
+   * Resolves once every peer is connected, or after `timeoutMs` with `ready: false` and the
+   * peers still missing; rejects if the transport stops meanwhile.
+   */
+  whenReady(timeoutMs: number): Promise<PeersReady>;
+  waitForReplicas(seq: number, count: number, timeoutMs: number): Promise<number>;
 }
 
 /** How long before a certificate expires the transport starts warning. */
@@ -277,6 +285,12 @@ export class Plexus implements PlexusTransport, MeshHost, SessionHost {
 
   peerNames(): readonly string[] {
     return [...this.#links.keys()];
+  }
+
+  whenReady(timeoutMs: number): Promise<PeersReady> {
+    const self = this.#node?.name;
+    const peers = (this.#members ?? []).filter((m) => m.state === 'active' && m.name !== self).map((m) => m.name);
+    return whenPeersConnected(this, { timeoutMs, peers });
   }
 
   waitForReplicas(seq: number, count: number, timeoutMs: number): Promise<number> {

@@ -1,5 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { TransportStateError } from '../errors.js';
+import { whenPeersConnected } from '../ready.js';
 import type { Cursors, LocalNode, LogEntry, RecordValue, ReplicationTransport } from '../types.js';
 
 /** One node of a cluster under test: its transport and a handle on its store. */
@@ -294,6 +295,16 @@ export function runTransportSuite(opts: TransportSuiteOptions): void {
       expect(names).toEqual(nodes.slice(1).map((n) => n.name).sort());
       expect([...a.transport.peerNames()].sort()).toEqual(names);
       for (const p of a.transport.status().peers) expect(p.ackedSeq).toBeGreaterThanOrEqual(20);
+    });
+
+    it('whenPeersConnected resolves ready once every peer is connected, and rejects once the transport stopped', async () => {
+      const { nodes } = await start(3);
+      const [a, b] = nodes as [SuiteNode, SuiteNode];
+      const r = await whenPeersConnected(a.transport, { timeoutMs: timeout, peers: nodes.slice(1).map((n) => n.name) });
+      expect(r).toEqual({ ready: true, connected: expect.arrayContaining(nodes.slice(1).map((n) => n.name)), waiting: [] });
+      expect(r.connected).toHaveLength(nodes.length - 1);
+      await b.transport.stop();
+      await expect(whenPeersConnected(b.transport, { timeoutMs: 1000 })).rejects.toThrow(/stopped/);
     });
 
     it('status() means the same on every transport: what each peer confirmed of this node, seen from this node', async () => {
