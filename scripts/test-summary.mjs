@@ -4,8 +4,10 @@ import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 
 const root = new URL('..', import.meta.url).pathname;
+// every workspace package: packages/*, apps/* and bench
 const reports = ['packages', 'apps']
   .flatMap((d) => (existsSync(join(root, d)) ? readdirSync(join(root, d)).map((p) => join(root, d, p, '.vitest-report.json')) : []))
+  .concat(join(root, 'bench', '.vitest-report.json'))
   .filter((f) => existsSync(f));
 
 if (process.argv.includes('--clean')) {
