@@ -27,8 +27,10 @@ import { adminRoutes, joinRoute } from './admin.js';
 import type { JoinSigner } from './join.js';
 import { Membership, selfAddress } from './membership.js';
 import { Metrics } from './metrics.js';
+import { anyObject, errorResponses, openapi } from './openapi.js';
 import { ReadinessCheck } from './readiness.js';
 import { bearerCheck } from './requests.js';
+import { versionOf } from '@replica/transport-api/cli';
 
 export interface AppDeps {
   readonly store: Store;
@@ -45,7 +47,9 @@ export interface AppDeps {
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 
 /** Paths the node itself uses: not available as table names. */
-const RESERVED = new Set(['health', 'ready', 'status', 'metrics', 'cluster']);
+const RESERVED = new Set(['health', 'ready', 'status', 'metrics', 'cluster', 'docs']);
+
+const VERSION = versionOf(new URL('../package.json', import.meta.url));
 
 type TableParams = { table: string };
 type RecordParams = { table: string; id: string };
@@ -55,6 +59,21 @@ const idResponse = {
   properties: { id: { type: 'string' } },
   required: ['id'],
 } as const;
+
+const tableParam = { table: { type: 'string', pattern: '^[A-Za-z][A-Za-z0-9_]{0,63}$', description: 'The table; created by its first write.' } } as const;
+const recordParams = { type: 'object', properties: { ...tableParam, id: { type: 'string', minLength: 1, description: 'The record id (at most 512 bytes).' } }, required: ['table', 'id'] } as const;
+const recordBody = {
+  type: 'object',
+  additionalProperties: true,
+  properties: { id: { type: 'string', minLength: 1, description: 'The record id (at most 512 bytes); POST makes a UUID when absent, PUT takes it from the path.' } },
+  description: 'A JSON object: the record.',
+} as const;
+const confirmHeader = {
+  type: 'object',
+  properties: { 'x-replicate-confirm': { type: 'string', pattern: '^[0-9]{1,4}$', description: 'Answer only once this many peers applied the write.' } },
+} as const;
+/** What a write can be refused for, besides its own checks. */
+const WRITE_ERRORS = ['REPLICA_ERR_AUTH_REQUIRED', 'REPLICA_ERR_TABLE_INVALID', 'REPLICA_ERR_CONFIRM_INVALID', 'REPLICA_ERR_CONFIRM_TIMEOUT', 'REPLICA_ERR_SHIP_TIMEOUT', 'REPLICA_ERR_UNAVAILABLE', 'REPLICA_ERR_STORE_CLOSED'] as const;
 
 /**
  * Builds the REST node as a fastify instance that is not listening yet. The caller
@@ -85,6 +104,10 @@ export function buildApp(config: Config, deps: AppDeps): FastifyInstance {
       void (reply as FastifyReply).code(404).header('x-request-id', req.id).send({ statusCode: 404, code: e.code, error: 'Not Found', message: e.message, requestId: req.id });
     },
   });
+  // The route schemas document the API (/openapi.json); the handlers check every input
+  // themselves so that each refusal carries a Replica code, so nothing is validated here.
+  app.setValidatorCompiler(() => (value) => ({ value }));
+  void app.register(openapi, { version: VERSION });
   const membership = deps.membership ?? new Membership(store, transport, { name: store.name, address: selfAddress(config.transport) }, app.log);
   const readiness = new ReadinessCheck(store, transport, membership);
   // Only JSON bodies: without this, fastify would hand text/plain bodies over as strings.
@@ -126,38 +149,40 @@ export function buildApp(config: Config, deps: AppDeps): FastifyInstance {
 
   // ---------------------------------------------------------------- operations
 
-  app.get('/health', async (_req, reply) => {
-    if (closing || store.closed) throw new UnavailableError('shutting down');
-    if (store.failure !== undefined) throw new UnavailableError('the store failed to commit and refuses writes; restart the node');
-    if (transport && transport.state !== 'started') throw new UnavailableError('replication transport not started');
-    return reply.send({ status: 'ok', node: store.name });
-  });
+  void app.register(async (ops) => {
+    ops.get('/health', { schema: { tags: ['operations'], summary: 'Liveness: the process serves and its store can commit', response: { 200: anyObject, ...errorResponses(['REPLICA_ERR_UNAVAILABLE']) } } }, async (_req, reply) => {
+      if (closing || store.closed) throw new UnavailableError('shutting down');
+      if (store.failure !== undefined) throw new UnavailableError('the store failed to commit and refuses writes; restart the node');
+      if (transport && transport.state !== 'started') throw new UnavailableError('replication transport not started');
+      return reply.send({ status: 'ok', node: store.name });
+    });
 
-  app.get('/ready', async (_req, reply) => {
-    if (closing) throw new NotReadyError('shutting down');
-    const r = readiness.check();
-    if (!r.ready) throw new NotReadyError(r.reason);
-    return reply.send({ status: 'ready', node: store.name });
+    ops.get('/ready', { schema: { tags: ['operations'], summary: 'Readiness: the transport started and this node caught up with what its peers held when it started', response: { 200: anyObject, ...errorResponses(['REPLICA_ERR_NOT_READY']) } } }, async (_req, reply) => {
+      if (closing) throw new NotReadyError('shutting down');
+      const r = readiness.check();
+      if (!r.ready) throw new NotReadyError(r.reason);
+      return reply.send({ status: 'ready', node: store.name });
+    });
+
+    ops.get('/status', { schema: { tags: ['operations'], summary: 'The node, its log, cursors, tables and replication state', response: { 200: anyObject, ...errorResponses([]) } } }, async () => ({
+      node: store.name,
+      transport: transport?.kind ?? 'none',
+      durability: store.durability,
+      log: { firstSeq: store.firstSeq(), lastSeq: store.lastSeq() },
+      cursors: store.cursors(),
+      tables: store.tables(),
+      // A standalone node has nothing to start: its (absent) replication is as up as it gets.
+      replication: transport?.status() ?? { kind: 'none', started: true, peers: [], counters: {}, gauges: {}, refused: {} },
+    }));
+
+    ops.get('/metrics', { schema: { tags: ['operations'], summary: 'Prometheus metrics (text exposition format)', produces: ['text/plain'], response: { 200: { type: 'string', description: 'Prometheus text format 0.0.4' }, ...errorResponses([]) } } }, async (_req, reply) => {
+      void reply.type('text/plain; version=0.0.4; charset=utf-8');
+      return metrics.render(store, transport);
+    });
   });
 
   void app.register(adminRoutes(config.adminToken, membership, transport, deps.signer), { prefix: '/cluster' });
   void app.register(joinRoute(membership, deps.signer));
-
-  app.get('/status', async () => ({
-    node: store.name,
-    transport: transport?.kind ?? 'none',
-    durability: store.durability,
-    log: { firstSeq: store.firstSeq(), lastSeq: store.lastSeq() },
-    cursors: store.cursors(),
-    tables: store.tables(),
-    // A standalone node has nothing to start: its (absent) replication is as up as it gets.
-    replication: transport?.status() ?? { kind: 'none', started: true, peers: [], counters: {}, gauges: {}, refused: {} },
-  }));
-
-  app.get('/metrics', async (_req, reply) => {
-    void reply.type('text/plain; version=0.0.4; charset=utf-8');
-    return metrics.render(store, transport);
-  });
 
   // ---------------------------------------------------------------- tables
 
@@ -197,7 +222,17 @@ export function buildApp(config: Config, deps: AppDeps): FastifyInstance {
 
     tables.post<{ Params: TableParams; Body: unknown }>(
       '/:table',
-      { schema: { response: { 201: idResponse } } },
+      {
+        schema: {
+          tags: ['records'],
+          summary: 'Insert a record (an existing id is refused)',
+          security: [{ apiToken: [] }],
+          params: { type: 'object', properties: tableParam, required: ['table'] },
+          headers: confirmHeader,
+          body: recordBody,
+          response: { 201: idResponse, ...errorResponses([...WRITE_ERRORS, 'REPLICA_ERR_RECORD_INVALID', 'REPLICA_ERR_RECORD_EXISTS'], { body: true }) },
+        },
+      },
       async (req, reply) => {
         const table = checkTable(req.params.table);
         writable();
@@ -212,7 +247,17 @@ export function buildApp(config: Config, deps: AppDeps): FastifyInstance {
 
     tables.put<{ Params: RecordParams; Body: unknown }>(
       '/:table/:id',
-      { schema: { response: { 200: idResponse, 201: idResponse } } },
+      {
+        schema: {
+          tags: ['records'],
+          summary: 'Insert or replace a record',
+          security: [{ apiToken: [] }],
+          params: recordParams,
+          headers: confirmHeader,
+          body: recordBody,
+          response: { 200: idResponse, 201: idResponse, ...errorResponses([...WRITE_ERRORS, 'REPLICA_ERR_RECORD_INVALID'], { body: true }) },
+        },
+      },
       async (req, reply) => {
         const table = checkTable(req.params.table);
         writable();
@@ -225,7 +270,14 @@ export function buildApp(config: Config, deps: AppDeps): FastifyInstance {
       },
     );
 
-    tables.get<{ Params: RecordParams }>('/:table/:id', async (req, reply) => {
+    const readSchema = {
+      tags: ['records'],
+      summary: 'Read a record',
+      security: [{ apiToken: [] }],
+      params: recordParams,
+      response: { 200: { ...recordBody, description: 'The record' }, ...errorResponses(['REPLICA_ERR_AUTH_REQUIRED', 'REPLICA_ERR_TABLE_INVALID', 'REPLICA_ERR_TABLE_NOT_FOUND', 'REPLICA_ERR_RECORD_NOT_FOUND']) },
+    };
+    tables.get<{ Params: RecordParams }>('/:table/:id', { schema: readSchema }, async (req, reply) => {
       const table = checkTable(req.params.table);
       const { id } = req.params;
       if (!store.hasTable(table)) throw new TableNotFoundError(table);
@@ -234,7 +286,15 @@ export function buildApp(config: Config, deps: AppDeps): FastifyInstance {
       return reply.send(value);
     });
 
-    tables.delete<{ Params: RecordParams }>('/:table/:id', async (req, reply) => {
+    const deleteSchema = {
+      tags: ['records'],
+      summary: 'Delete a record (a tombstone, replicated like a write)',
+      security: [{ apiToken: [] }],
+      params: recordParams,
+      headers: confirmHeader,
+      response: { 204: { type: 'null', description: 'Deleted' }, ...errorResponses([...WRITE_ERRORS, 'REPLICA_ERR_TABLE_NOT_FOUND', 'REPLICA_ERR_RECORD_NOT_FOUND']) },
+    };
+    tables.delete<{ Params: RecordParams }>('/:table/:id', { schema: deleteSchema }, async (req, reply) => {
       const table = checkTable(req.params.table);
       const { id } = req.params;
       if (!store.hasTable(table)) throw new TableNotFoundError(table);
