@@ -1,114 +1,168 @@
-import { Histogram, type HistogramSnapshot, type Store } from '@replica/storage';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics, type MetricObjectWithValues, type MetricValueWithName } from 'prom-client';
+import type { Store } from '@replica/storage';
 import type { PeerStatus, ReplicationTransport } from '@replica/transport-api';
 
 /** Upper bounds (s) of the HTTP latency histogram's buckets. */
 const LATENCY_BUCKETS_S = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5];
 
-/** Appends a histogram in Prometheus' text form: cumulative `le` buckets, sum and count. */
-function histogramLines(out: string[], name: string, labels: string, h: HistogramSnapshot): void {
-  const sep = labels === '' ? '' : ',';
-  let cum = 0;
-  for (const [i, b] of h.bounds.entries()) {
-    cum += h.counts[i] as number;
-    out.push(`${name}_bucket{${labels}${sep}le="${b}"} ${cum}`);
-  }
-  out.push(`${name}_bucket{${labels}${sep}le="+Inf"} ${h.count}`);
-  const plain = labels === '' ? '' : `{${labels}}`;
-  out.push(`${name}_sum${plain} ${h.sum}`);
-  out.push(`${name}_count${plain} ${h.count}`);
-}
+/**
+ * Tables that get their own `table` label value: the first ones by name. The rest are
+ * summed under `table="_other"` (no table name starts with `_`), so a client that
+ * invents table names cannot grow the number of series without bound.
+ */
+export const MAX_TABLE_SERIES = 64;
+export const OTHER_TABLES = '_other';
 
 /** camelCase → snake_case, for metric names. */
 const snake = (s: string) => s.replace(/[A-Z]/g, (m) => `_${m.toLowerCase()}`);
 
-const esc = (v: string) => v.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n');
+/**
+ * A histogram kept elsewhere (the store's replication-lag histogram) exposed as it is at
+ * each scrape: prom-client's own histograms only count what they observe themselves.
+ */
+class ExternalHistogram extends Gauge {
+  constructor(
+    name: string,
+    help: string,
+    registry: Registry,
+    private readonly read: () => { readonly bounds: readonly number[]; readonly counts: readonly number[]; readonly count: number; readonly sum: number },
+  ) {
+    super({ name, help, registers: [registry] });
+  }
 
-/** The node's Prometheus metrics: kept as plain counters, rendered on scrape. */
+  override async get(): Promise<MetricObjectWithValues<MetricValueWithName<string>>> {
+    const h = this.read();
+    const values: MetricValueWithName<string>[] = [];
+    let cumulative = 0;
+    for (const [i, le] of h.bounds.entries()) {
+      cumulative += h.counts[i] ?? 0;
+      values.push({ metricName: `${this.name}_bucket`, labels: { le }, value: cumulative });
+    }
+    values.push({ metricName: `${this.name}_bucket`, labels: { le: '+Inf' }, value: h.count });
+    values.push({ metricName: `${this.name}_sum`, labels: {}, value: h.sum });
+    values.push({ metricName: `${this.name}_count`, labels: {}, value: h.count });
+    return { name: this.name, help: this.help, type: 'histogram' as never, aggregator: 'sum', collect: () => {}, values };
+  }
+
+  declare readonly name: string;
+  declare readonly help: string;
+}
+
+/**
+ * The node's Prometheus metrics, in one prom-client registry per node: the default
+ * Node.js and process metrics (`process_*`, `nodejs_*`), request and write counters kept
+ * as they happen, and the store's and the transport's figures read once per scrape.
+ * Every series is listed in docs/configuration.md.
+ */
 export class Metrics {
-  readonly #requests = new Map<string, number>();
-  readonly #latency = new Map<string, Histogram>();
-  readonly #writes = new Map<string, number>();
+  readonly registry = new Registry();
+  readonly #requests: Counter<'method' | 'route' | 'status'>;
+  readonly #latency: Histogram<'method' | 'route'>;
+  readonly #writes: Counter<'op'>;
+  readonly #tableRecords: Gauge<'table'>;
+  readonly #lastSeq: Gauge;
+  readonly #cursor: Gauge<'origin'>;
+  readonly #peerConnected: Gauge<'peer'>;
+  readonly #peerLagEntries: Gauge<'peer'>;
+  readonly #peerLagSeconds: Gauge<'peer'>;
+  readonly #peerApplied: Gauge<'peer' | 'origin'>;
+  readonly #refused: Counter<'reason'>;
+  /** The transport's own figures, created as the transport first reports them. */
+  readonly #figures = new Map<string, Counter<string> | Gauge<string>>();
+
+  constructor(info: { readonly version: string; readonly transport: string }) {
+    const r = [this.registry];
+    collectDefaultMetrics({ register: this.registry });
+    new Gauge({ name: 'replica_build_info', help: 'Always 1; the labels name the build and its setting.', labelNames: ['version', 'node_version', 'transport'], registers: r }).set(
+      { version: info.version, node_version: process.version, transport: info.transport },
+      1,
+    );
+    this.#requests = new Counter({ name: 'replica_http_requests_total', help: 'HTTP requests by method, route pattern and status.', labelNames: ['method', 'route', 'status'], registers: r });
+    this.#latency = new Histogram({ name: 'replica_http_request_duration_seconds', help: 'HTTP request latency by method and route pattern.', labelNames: ['method', 'route'], buckets: LATENCY_BUCKETS_S, registers: r });
+    this.#writes = new Counter({ name: 'replica_writes_total', help: 'Local writes committed, by operation.', labelNames: ['op'], registers: r });
+    this.#tableRecords = new Gauge({ name: 'replica_table_records', help: `Live records per table (the first ${MAX_TABLE_SERIES} tables by name; the rest summed as table="${OTHER_TABLES}").`, labelNames: ['table'], registers: r });
+    this.#lastSeq = new Gauge({ name: 'replica_log_last_seq', help: 'Newest sequence in the replication log.', registers: r });
+    this.#cursor = new Gauge({ name: 'replica_origin_cursor', help: 'Highest origin sequence applied here, per origin node.', labelNames: ['origin'], registers: r });
+    this.#peerConnected = new Gauge({ name: 'replica_peer_connected', help: '1 when this node exchanges entries with the peer now.', labelNames: ['peer'], registers: r });
+    this.#peerLagEntries = new Gauge({ name: 'replica_peer_lag_entries', help: "Entries of this node's log the peer has not confirmed applying.", labelNames: ['peer'], registers: r });
+    this.#peerLagSeconds = new Gauge({
+      name: 'replica_peer_lag_seconds',
+      help: "Age of the oldest entry of this node's log the peer has not confirmed applying (0 when caught up); the same on every transport.",
+      labelNames: ['peer'],
+      registers: r,
+    });
+    this.#peerApplied = new Gauge({ name: 'replica_peer_applied_through', help: 'Highest origin sequence the peer confirmed applying, per origin.', labelNames: ['peer', 'origin'], registers: r });
+    this.#refused = new Counter({ name: 'replica_peer_connections_refused_total', help: 'Peer connections refused (incoming turned away, or dialled and refused), by reason.', labelNames: ['reason'], registers: r });
+    new ExternalHistogram('replica_replication_lag_seconds', 'From the origin writing an entry to its commit here (includes clock offset between hosts).', this.registry, () => this.#lag());
+  }
+
+  #store: Store | undefined;
+  #lag() {
+    const lag = this.#store?.lagHistogram();
+    if (!lag) return { bounds: [], counts: [], count: 0, sum: 0 };
+    return { bounds: lag.bucketsMs.map((b) => b / 1000), counts: lag.counts, count: lag.count, sum: lag.sumMs / 1000 };
+  }
 
   request(method: string, route: string, status: number, seconds: number): void {
-    const key = `${method}\u0000${route}\u0000${status}`;
-    this.#requests.set(key, (this.#requests.get(key) ?? 0) + 1);
-    const lk = `${method}\u0000${route}`;
-    let h = this.#latency.get(lk);
-    if (!h) this.#latency.set(lk, (h = new Histogram(LATENCY_BUCKETS_S)));
-    h.observe(seconds);
+    this.#requests.inc({ method, route, status: String(status) });
+    this.#latency.observe({ method, route }, seconds);
   }
 
   write(op: 'insert' | 'upsert' | 'delete'): void {
-    this.#writes.set(op, (this.#writes.get(op) ?? 0) + 1);
+    this.#writes.inc({ op });
   }
 
-  render(store: Store, transport: ReplicationTransport | undefined): string {
-    const out: string[] = [];
-    const family = (name: string, type: string, help: string) => out.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`);
+  get contentType(): string {
+    return this.registry.contentType;
+  }
 
-    family('replica_http_requests_total', 'counter', 'HTTP requests by method, route and status.');
-    for (const [key, n] of this.#requests) {
-      const [method, route, status] = key.split('\u0000') as [string, string, string];
-      out.push(`replica_http_requests_total{method="${method}",route="${esc(route)}",status="${status}"} ${n}`);
-    }
-    family('replica_http_request_duration_seconds', 'histogram', 'HTTP request latency by method and route.');
-    for (const [key, h] of this.#latency) {
-      const [method, route] = key.split('\u0000') as [string, string];
-      histogramLines(out, 'replica_http_request_duration_seconds', `method="${method}",route="${esc(route)}"`, h.snapshot());
-    }
-    family('replica_writes_total', 'counter', 'Local writes committed, by operation.');
-    for (const [op, n] of this.#writes) out.push(`replica_writes_total{op="${op}"} ${n}`);
+  /** Reads the store's and the transport's figures, then renders every metric. */
+  async render(store: Store, transport: ReplicationTransport | undefined): Promise<string> {
+    this.#store = store;
+    this.#tableRecords.reset();
+    const tables = Object.entries(store.tables()).sort(([a], [b]) => (a < b ? -1 : 1));
+    for (const [table, s] of tables.slice(0, MAX_TABLE_SERIES)) this.#tableRecords.set({ table }, s.count);
+    if (tables.length > MAX_TABLE_SERIES) this.#tableRecords.set({ table: OTHER_TABLES }, tables.slice(MAX_TABLE_SERIES).reduce((n, [, s]) => n + s.count, 0));
+    this.#lastSeq.set(store.lastSeq());
+    this.#cursor.reset();
+    for (const [origin, seq] of Object.entries(store.cursors())) this.#cursor.set({ origin }, seq);
 
-    family('replica_table_records', 'gauge', 'Live records per table.');
-    for (const [table, s] of Object.entries(store.tables())) out.push(`replica_table_records{table="${table}"} ${s.count}`);
-    family('replica_log_last_seq', 'gauge', 'Newest sequence in the replication log.');
-    out.push(`replica_log_last_seq ${store.lastSeq()}`);
-    family('replica_origin_cursor', 'gauge', 'Highest origin sequence applied here, per origin node.');
-    for (const [origin, seq] of Object.entries(store.cursors())) out.push(`replica_origin_cursor{origin="${esc(origin)}"} ${seq}`);
-
-    const lag = store.lagHistogram();
-    family('replica_replication_lag_seconds', 'histogram', 'From the origin writing an entry to its commit here (includes clock offset between hosts).');
-    histogramLines(out, 'replica_replication_lag_seconds', '', { bounds: lag.bucketsMs.map((b) => b / 1000), counts: lag.counts, count: lag.count, sum: lag.sumMs / 1000 });
-
+    for (const g of [this.#peerConnected, this.#peerLagEntries, this.#peerLagSeconds, this.#peerApplied]) g.reset();
+    this.#refused.reset();
+    for (const f of this.#figures.values()) f.reset();
     if (transport) {
       const status = transport.status();
-      family('replica_peer_connected', 'gauge', '1 when the peer link is up.');
-      for (const p of status.peers) out.push(`replica_peer_connected{peer="${esc(p.name)}"} ${p.connected ? 1 : 0}`);
-      family('replica_peer_lag_entries', 'gauge', 'Local log entries the peer has not confirmed.');
-      for (const p of status.peers) out.push(`replica_peer_lag_entries{peer="${esc(p.name)}"} ${p.lagEntries}`);
-      family('replica_peer_lag_seconds', 'gauge', 'Age of the oldest entry the peer has not confirmed.');
-      for (const p of status.peers) out.push(`replica_peer_lag_seconds{peer="${esc(p.name)}"} ${p.lagMs / 1000}`);
-      family('replica_peer_applied_through', 'gauge', 'Highest origin sequence the peer confirmed as applied, per origin.');
       for (const p of status.peers) {
-        for (const [origin, seq] of Object.entries(p.appliedThrough)) {
-          out.push(`replica_peer_applied_through{peer="${esc(p.name)}",origin="${esc(origin)}"} ${seq}`);
-        }
+        const peer = p.name;
+        this.#peerConnected.set({ peer }, p.connected ? 1 : 0);
+        this.#peerLagEntries.set({ peer }, p.lagEntries);
+        this.#peerLagSeconds.set({ peer }, p.lagMs / 1000);
+        for (const [origin, seq] of Object.entries(p.appliedThrough)) this.#peerApplied.set({ peer, origin }, seq);
       }
-      family('replica_transport_rejected_total', 'counter', 'Refused peer connections, by reason.');
-      for (const [reason, n] of Object.entries(status.refused)) out.push(`replica_transport_rejected_total{reason="${esc(reason)}"} ${n}`);
-      // Every figure a transport reports, as the kind it declares: counters as _total.
-      const figures = (kind: 'counter' | 'gauge', prefix: string, rows: readonly { labels: string; values: Readonly<Record<string, number>> }[]) => {
-        for (const key of new Set(rows.flatMap((r) => Object.keys(r.values)))) {
-          const name = `${prefix}_${snake(key)}${kind === 'counter' ? '_total' : ''}`;
-          family(name, kind, `Transport figure ${key}${prefix === 'replica_peer' ? ' per peer' : ''}.`);
-          for (const r of rows) if (key in r.values) out.push(`${name}${r.labels} ${r.values[key]}`);
-        }
-      };
-      const perPeer = (pick: (p: PeerStatus) => Readonly<Record<string, number>>) => status.peers.map((p) => ({ labels: `{peer="${esc(p.name)}"}`, values: pick(p) }));
-      figures('counter', 'replica_peer', perPeer((p) => p.counters));
-      figures('gauge', 'replica_peer', perPeer((p) => p.gauges));
-      figures('counter', 'replica_transport', [{ labels: '', values: status.counters }]);
-      figures('gauge', 'replica_transport', [{ labels: '', values: status.gauges }]);
+      for (const [reason, n] of Object.entries(status.refused)) this.#refused.inc({ reason }, n);
+      const perPeer = (pick: (p: PeerStatus) => Readonly<Record<string, number>>) => status.peers.map((p) => ({ labels: { peer: p.name }, values: pick(p) }));
+      this.#report('counter', 'replica_peer', perPeer((p) => p.counters));
+      this.#report('gauge', 'replica_peer', perPeer((p) => p.gauges));
+      this.#report('counter', 'replica_transport', [{ labels: {}, values: status.counters }]);
+      this.#report('gauge', 'replica_transport', [{ labels: {}, values: status.gauges }]);
     }
+    return this.registry.metrics();
+  }
 
-    const mem = process.memoryUsage();
-    const cpu = process.cpuUsage();
-    family('process_resident_memory_bytes', 'gauge', 'Resident set size.');
-    out.push(`process_resident_memory_bytes ${mem.rss}`);
-    family('process_heap_used_bytes', 'gauge', 'V8 heap in use.');
-    out.push(`process_heap_used_bytes ${mem.heapUsed}`);
-    family('process_cpu_seconds_total', 'counter', 'User and system CPU time.');
-    out.push(`process_cpu_seconds_total ${(cpu.user + cpu.system) / 1e6}`);
-    return `${out.join('\n')}\n`;
+  /** Every figure a transport reports, as the kind it declares: counters as `_total`. */
+  #report(kind: 'counter' | 'gauge', prefix: string, rows: readonly { labels: Record<string, string>; values: Readonly<Record<string, number>> }[]): void {
+    for (const row of rows) {
+      for (const [key, value] of Object.entries(row.values)) {
+        const name = `${prefix}_${snake(key)}${kind === 'counter' ? '_total' : ''}`;
+        let m = this.#figures.get(name);
+        if (!m) {
+          const o = { name, help: `The transport's ${kind} ${key}${prefix === 'replica_peer' ? ', per peer' : ''}.`, labelNames: Object.keys(row.labels), registers: [this.registry] };
+          m = kind === 'counter' ? new Counter(o) : new Gauge(o);
+          this.#figures.set(name, m);
+        }
+        if (m instanceof Counter) m.inc(row.labels, value);
+        else m.set(row.labels, value);
+      }
+    }
   }
 }

@@ -2,7 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { Store } from '@replica/storage';
 import { buildApp } from '../src/index.js';
-import { openStore, tempDir, testConfig, transportsUnderTest } from './helpers.js';
+import { families, openStore, sample, tempDir, testConfig, transportsUnderTest } from './helpers.js';
 
 const json = { 'content-type': 'application/json' };
 
@@ -197,20 +197,35 @@ describe.each(transportsUnderTest())('REST node (transport %s)', (kind) => {
       expect(s['tables']).toEqual(store.tables());
     });
 
-    it('/metrics is Prometheus text with request, write and table figures', async () => {
+    it('/metrics parses as Prometheus text: default Node.js metrics, build info, request, write and table figures', async () => {
       await post('a', { id: '1' });
       await post('a', { id: '1' });
       const r = await app.inject({ url: '/metrics' });
       expect(r.headers['content-type']).toMatch(/^text\/plain; version=0.0.4/);
-      const text = r.body;
-      expect(text).toContain('replica_http_requests_total{method="POST",route="/:table",status="201"} 1');
-      expect(text).toContain('replica_http_requests_total{method="POST",route="/:table",status="409"} 1');
-      expect(text).toContain('replica_writes_total{op="insert"} 1');
-      expect(text).toContain('replica_table_records{table="a"} 1');
-      expect(text).toMatch(/^process_resident_memory_bytes \d+$/m);
-      for (const line of text.trim().split('\n')) {
-        expect(line).toMatch(/^(# (HELP|TYPE) \w+ .+|\w+(\{[^}]*\})? [-+0-9.e]+(Inf)?)$/);
+      const m = families(r.body);
+      for (const name of ['process_cpu_seconds_total', 'process_resident_memory_bytes', 'process_start_time_seconds', 'process_open_fds', 'nodejs_eventloop_lag_seconds', 'nodejs_heap_size_used_bytes', 'nodejs_gc_duration_seconds']) {
+        expect(m.get(name), name).toBeDefined();
       }
+      expect(m.get('replica_build_info')?.metrics[0]).toEqual({ value: '1', labels: { version: expect.stringMatching(/^\d+\.\d+\.\d+/), node_version: process.version, transport: 'none' } });
+      expect(sample(m, 'replica_http_requests_total', { method: 'POST', route: '/:table', status: '201' })?.value).toBe('1');
+      expect(sample(m, 'replica_http_requests_total', { method: 'POST', route: '/:table', status: '409' })?.value).toBe('1');
+      expect(m.get('replica_http_requests_total')?.type).toBe('COUNTER');
+      expect(m.get('replica_http_request_duration_seconds')?.type).toBe('HISTOGRAM');
+      expect(sample(m, 'replica_writes_total', { op: 'insert' })?.value).toBe('1');
+      expect(sample(m, 'replica_table_records', { table: 'a' })?.value).toBe('1');
+      expect(m.get('replica_replication_lag_seconds')?.type).toBe('HISTOGRAM');
+      expect(m.get('replica_log_last_seq')?.metrics[0]?.value).toBe('1');
+    });
+
+    it('/metrics bounds the table label: the first 64 tables by name, the rest summed as _other', async () => {
+      for (let i = 0; i < 70; i++) await post(`t${String(i).padStart(2, '0')}`, { id: 'x' });
+      await post('t69', { id: 'y' });
+      const m = families((await app.inject({ url: '/metrics' })).body);
+      expect(m.get('replica_table_records')?.metrics).toHaveLength(65);
+      expect(sample(m, 'replica_table_records', { table: 't63' })?.value).toBe('1');
+      expect(sample(m, 'replica_table_records', { table: 't64' })).toBeUndefined();
+      // t64 to t69: six tables, seven records
+      expect(sample(m, 'replica_table_records', { table: '_other' })?.value).toBe('7');
     });
   });
 });

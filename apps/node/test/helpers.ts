@@ -3,6 +3,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import parsePrometheusTextFormat, { type Family, type Sample } from 'parse-prometheus-text-format';
 import { Store } from '@replica/storage';
 import { loadConfig, type Config } from '../src/index.js';
 
@@ -73,4 +74,15 @@ export function startNode(env: Record<string, string>): Promise<NodeProcess> {
       reject(new Error(`node exited (${code}) before listening:\n${out}`));
     });
   });
+}
+
+/** Parses Prometheus text (throws on what is not); the families by name. */
+export function families(text: string): Map<string, Family> {
+  return new Map(parsePrometheusTextFormat(text).map((f) => [f.name, f]));
+}
+
+/** The sample of family `name` whose labels are exactly `labels`. */
+export function sample(m: Map<string, Family>, name: string, labels: Record<string, string>): Sample | undefined {
+  const want = JSON.stringify(Object.entries(labels).sort());
+  return m.get(name)?.metrics.find((s) => JSON.stringify(Object.entries(s.labels ?? {}).sort()) === want);
 }

@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import parsePrometheusTextFormat from 'parse-prometheus-text-format';
 import { expect } from 'vitest';
 import type { Cluster, ClusterNode } from '../src/index.js';
 
@@ -127,4 +128,38 @@ export interface ListedMember {
 export async function membersOf(c: Cluster, node: ClusterNode): Promise<ListedMember[]> {
   const r = await fetch(`${node.url}/cluster/members`, { headers: { authorization: `Bearer ${c.adminToken}` } });
   return ((await r.json()) as { members: ListedMember[] }).members;
+}
+
+/** camelCase to snake_case, as /metrics names a transport's figures. */
+const snake = (k: string) => k.replace(/[A-Z]/g, (m) => `_${m.toLowerCase()}`);
+
+/**
+ * Parses a node's /metrics with a Prometheus text parser and checks that every figure its
+ * transport reports in /status (per peer and transport-wide, counters and gauges) is there
+ * as the kind the transport declares, with one sample per peer, and that the default
+ * Node.js metrics are there too.
+ */
+export async function expectTransportFiguresInMetrics(url: string): Promise<void> {
+  const rep = (
+    (await (await fetch(`${url}/status`)).json()) as {
+      replication: { peers: { name: string; counters: Record<string, number>; gauges: Record<string, number> }[]; counters: Record<string, number>; gauges: Record<string, number> };
+    }
+  ).replication;
+  const m = new Map(parsePrometheusTextFormat(await (await fetch(`${url}/metrics`)).text()).map((f) => [f.name, f]));
+  for (const name of ['nodejs_eventloop_lag_seconds', 'process_cpu_seconds_total', 'replica_build_info']) expect(m.has(name), name).toBe(true);
+  const check = (name: string, type: 'COUNTER' | 'GAUGE', peers: readonly string[]) => {
+    const f = m.get(name);
+    expect(f?.type, name).toBe(type);
+    if (peers.length) expect(f?.metrics.map((x) => x.labels?.['peer']).sort(), name).toEqual([...peers].sort());
+  };
+  expect(rep.peers.length).toBeGreaterThan(0);
+  let figures = 0;
+  for (const key of new Set(rep.peers.flatMap((p) => Object.keys(p.counters)))) {
+    check(`replica_peer_${snake(key)}_total`, 'COUNTER', rep.peers.filter((p) => key in p.counters).map((p) => p.name));
+    figures++;
+  }
+  for (const key of new Set(rep.peers.flatMap((p) => Object.keys(p.gauges)))) check(`replica_peer_${snake(key)}`, 'GAUGE', rep.peers.filter((p) => key in p.gauges).map((p) => p.name));
+  for (const key of Object.keys(rep.counters)) check(`replica_transport_${snake(key)}_total`, 'COUNTER', []);
+  for (const key of Object.keys(rep.gauges)) check(`replica_transport_${snake(key)}`, 'GAUGE', []);
+  expect(figures).toBeGreaterThan(0);
 }

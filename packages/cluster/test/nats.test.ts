@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { afterEach, describe, expect, it } from 'vitest';
 import { startCluster, type Cluster } from '../src/index.js';
-import { convergedAndComplete, writeLoad } from './load.js';
+import { convergedAndComplete, expectTransportFiguresInMetrics, writeLoad } from './load.js';
 
 describe.each(['per-write', 'batched'] as const)('a 3-process nats cluster (%s)', (natsMode) => {
   let cluster: Cluster | undefined;
@@ -64,5 +64,6 @@ describe.each(['per-write', 'batched'] as const)('a 3-process nats cluster (%s)'
     expect(n2.replication.counters['reconnects']).toBeGreaterThan(0);
     // its publishes failed meanwhile and were resumed from what the stream really held
     expect(n2.replication.counters['publishErrors']).toBeGreaterThan(0);
+    await expectTransportFiguresInMetrics(c.nodes[1]?.url as string);
   });
 });

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { afterEach, describe, expect, it } from 'vitest';
 import { startCluster, type Cluster } from '../src/index.js';
-import { convergedAndComplete, writeLoad } from './load.js';
+import { convergedAndComplete, expectTransportFiguresInMetrics, writeLoad } from './load.js';
 
 describe('a 3-process plexus cluster', () => {
   let cluster: Cluster | undefined;
@@ -57,6 +57,7 @@ describe('a 3-process plexus cluster', () => {
     expect(metrics).toMatch(/^replica_peer_connected\{peer="n2"\} 1$/m);
     expect(metrics).toMatch(/^replica_peer_applied_through\{peer="n3",origin="n1"\} 2$/m);
     expect(metrics).toMatch(/^replica_peer_bytes_sent_total\{peer="n2"\} \d+$/m);
+    await expectTransportFiguresInMetrics(n1.url);
 
     // With a peer down, a write asking for 2 confirmations gets 504 after CONFIRM_TIMEOUT_MS (5 s), and stays.
     await cluster.kill(2);

@@ -37,7 +37,7 @@ async function snapshot(c: Cluster): Promise<string[]> {
 
 async function rejected(url: string, reason: string): Promise<number> {
   const text = await (await fetch(`${url}/metrics`)).text();
-  const m = new RegExp(`^replica_transport_rejected_total\\{reason="${reason}"\\} (\\d+)$`, 'm').exec(text);
+  const m = new RegExp(`^replica_peer_connections_refused_total\\{reason="${reason}"\\} (\\d+)$`, 'm').exec(text);
   return m ? Number(m[1]) : 0;
 }
 

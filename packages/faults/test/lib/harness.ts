@@ -224,7 +224,7 @@ export function sampleMemory(c: Cluster, index: number, everyMs = 200): { stop()
     fetch(`${node.url}/metrics`, { signal: AbortSignal.timeout(2000) })
       .then((r) => r.text())
       .then((t) => {
-        const m = /^process_heap_used_bytes (\d+)$/m.exec(t);
+        const m = /^nodejs_heap_size_used_bytes (\d+)$/m.exec(t);
         if (m) peakHeap = Math.max(peakHeap, Number(m[1]));
       })
       .catch(() => {})
