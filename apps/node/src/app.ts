@@ -150,10 +150,9 @@ export function buildApp(config: Config, deps: AppDeps): FastifyInstance {
   // ---------------------------------------------------------------- operations
 
   void app.register(async (ops) => {
-    ops.get('/health', { schema: { tags: ['operations'], summary: 'Liveness: the process serves and its store can commit', response: { 200: anyObject, ...errorResponses(['REPLICA_ERR_UNAVAILABLE']) } } }, async (_req, reply) => {
+    ops.get('/health', { schema: { tags: ['operations'], summary: 'Liveness: the process serves and its store can commit (replication state is for /ready)', response: { 200: anyObject, ...errorResponses(['REPLICA_ERR_UNAVAILABLE']) } } }, async (_req, reply) => {
       if (closing || store.closed) throw new UnavailableError('shutting down');
       if (store.failure !== undefined) throw new UnavailableError('the store failed to commit and refuses writes; restart the node');
-      if (transport && transport.state !== 'started') throw new UnavailableError('replication transport not started');
       return reply.send({ status: 'ok', node: store.name });
     });
 

@@ -1,6 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { Store } from '@replica/storage';
+import { MemoryNetwork, memoryTransport } from '@replica/transport-memory';
 import { buildApp } from '../src/index.js';
 import { families, openStore, sample, tempDir, testConfig, transportsUnderTest } from './helpers.js';
 
@@ -174,6 +175,18 @@ describe.each(transportsUnderTest())('REST node (transport %s)', (kind) => {
   });
 
   describe('operations', () => {
+    it('/health is liveness: 200 while the transport has not started, when /ready says why it is not ready', async () => {
+      const idle = buildApp(testConfig(), { store, transport: memoryTransport({ network: new MemoryNetwork() }) });
+      try {
+        expect((await idle.inject({ url: '/health' })).statusCode).toBe(200);
+        const r = await idle.inject({ url: '/ready' });
+        expect(r.statusCode).toBe(503);
+        expect(r.json()).toMatchObject({ code: 'REPLICA_ERR_NOT_READY', reason: 'replication transport not started' });
+      } finally {
+        await idle.close();
+      }
+    });
+
     it('/health answers 200 with the node name', async () => {
       const r = await app.inject({ url: '/health' });
       expect(r.statusCode).toBe(200);

@@ -77,6 +77,8 @@ export interface Cluster {
   restart(i: number): Promise<void>;
   /** Waits until every running member reports a link up with every other member. */
   waitConnected(timeoutMs?: number): Promise<void>;
+  /** Waits until every running member answers /ready with 200 (caught up with its peers); startCluster does this before it resolves. */
+  waitReady(timeoutMs?: number): Promise<void>;
   /** The ADMIN_TOKEN every node has (the cluster's admin API: `/cluster/members`). */
   readonly adminToken: string;
   /**
@@ -294,6 +296,18 @@ export async function startCluster(opts: ClusterOptions): Promise<Cluster> {
     }
   };
 
+  /** Waits until every running member answers /ready with 200: caught up with its peers. */
+  const waitReady = async (timeoutMs = readyTimeoutMs) => {
+    const deadline = Date.now() + timeoutMs;
+    for (const [i, node] of nodes.entries()) {
+      if (!isRunning(i) || removed.has(i)) continue;
+      if ((await pollUntil(() => answersOk(`${node.url}/ready`, HEALTH_REQUEST_TIMEOUT_MS, node.name), { deadline, intervalMs: 50 })) === 'timeout') {
+        const why = await fetch(`${node.url}/ready`).then((r) => r.text()).catch((e: Error) => e.message);
+        throw new Error(`${node.name} not ready within ${timeoutMs} ms: ${why}`);
+      }
+    }
+  };
+
   /** Calls node `via`'s admin API; throws with the answer unless it is `expect`. */
   const admin = async (via: number, method: string, path: string, expect: number, body?: unknown): Promise<void> => {
     const res = await fetch(`${(nodes[via] as ClusterNode).url}${path}`, {
@@ -357,6 +371,7 @@ export async function startCluster(opts: ClusterOptions): Promise<Cluster> {
   try {
     await Promise.all(names.map((_, i) => launch(i)));
     await waitConnected();
+    await waitReady();
   } catch (err) {
     await stop();
     throw err;
@@ -370,6 +385,7 @@ export async function startCluster(opts: ClusterOptions): Promise<Cluster> {
     kill,
     restart: (i) => launch(i),
     waitConnected,
+    waitReady,
     adminToken,
     add,
     remove,

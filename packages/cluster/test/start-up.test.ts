@@ -14,6 +14,12 @@ describe('start-up through /health', () => {
     expect(res.status).toBe(200);
   });
 
+  it('resolves only once every node of a replicating cluster answers /ready', async () => {
+    cluster = await startCluster({ nodes: 2, transport: 'plexus' });
+    for (const n of cluster.nodes) expect((await fetch(`${n.url}/ready`)).status).toBe(200);
+    await cluster.waitReady(1000);
+  });
+
   it('fails fast, with what the node printed, when it exits during start-up', async () => {
     const started = Date.now();
     const failure = startCluster({ nodes: 1, transport: 'none', env: { WRITE_DURABILITY: 'maybe' } });
