@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { afterEach, describe, expect, it } from 'vitest';
 import { startCluster, type Cluster } from '../src/index.js';
-import { convergedAndComplete, expectTransportFiguresInMetrics, writeLoad } from './load.js';
+import { convergedAndComplete, cursorsOf, expectTransportFiguresInMetrics, readyOnlyWhenCaughtUp, writeLoad } from './load.js';
 
 describe('a 3-process plexus cluster', () => {
   let cluster: Cluster | undefined;
@@ -18,7 +18,10 @@ describe('a 3-process plexus cluster', () => {
     await new Promise((r) => setTimeout(r, 400));
     await c.kill(2, 'SIGKILL'); // n3 dies mid-stream, with writes in flight to and from it
     await new Promise((r) => setTimeout(r, 500));
+    // what a peer held while n3 was down: n3 may answer /ready only once it applied that
+    const before = await cursorsOf(c.nodes[0]?.url as string);
     await c.restart(2);
+    await readyOnlyWhenCaughtUp(c.nodes[2]!, before);
     const { acked, failed } = await load;
     const after = await writeLoad(c, 'after', 300, 12);
     expect(after.failed, logs()).toBe(0);

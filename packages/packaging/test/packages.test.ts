@@ -77,6 +77,11 @@ describe('the packed libraries', () => {
       expect(pkg.engines, name).toEqual({ node: '>=20.19.0 <21 || >=22.12.0' });
       expect(pkg.sideEffects, name).toBeDefined();
       expect(JSON.stringify(pkg), name).not.toContain('workspace:');
+      // every command starts with its interpreter line (npm links it executable)
+      for (const [bin, path] of Object.entries((pkg.bin ?? {}) as Record<string, string>)) {
+        const head = (await sh('tar', ['xzOf', file, `package/${path.replace(/^\.\//, '')}`], ROOT)).split('\n')[0];
+        expect(head, `${name} ${bin}`).toBe('#!/usr/bin/env node');
+      }
     }
   });
 
