@@ -1,9 +1,9 @@
 #!/usr/bin/env node
 import { mkdirSync } from 'node:fs';
 import { pino } from 'pino';
-import { Store } from '@replica/storage';
+import { Store, backupStore } from '@replica/storage';
 import { ConfigError, type ReplicationTransport } from '@replica/transport-api';
-import { parseCli } from '@replica/transport-api/cli';
+import { parseCli, usageError } from '@replica/transport-api/cli';
 import { buildApp } from './app.js';
 import { loadConfig, type Config } from './config.js';
 import { JoinSigner } from './join.js';
@@ -12,6 +12,7 @@ import { reloadTlsOnChange } from './tls-reload.js';
 import { transportFromConfig } from './transport.js';
 
 const USAGE = `usage: replica-node [--help] [--version]
+       replica-node backup --out <dir> [--data-dir <dir>] [--no-compact]
 
 Starts one Replica node. It takes no arguments: every setting comes from the environment
 (NODE_NAME, HOST, PORT, DATA_DIR, REPLICATION_TRANSPORT=none|plexus|nats, PEERS,
@@ -19,10 +20,45 @@ TLS_CA/TLS_CERT/TLS_KEY, NATS_URL, API_TOKEN, ADMIN_TOKEN, …; the full list is
 docs/configuration.md).
 
 SIGTERM or SIGINT stops it cleanly; SIGHUP re-reads its TLS files.
-Exit status: 2 for a bad configuration or usage, 1 when start-up fails.`;
+Exit status: 2 for a bad configuration or usage, 1 when start-up fails.
+
+backup copies the store in <data-dir> (default: $DATA_DIR) into <out> (new or empty) as
+one consistent snapshot, also while the node runs and writes; prints one JSON line.
+Restore: docs/operations.md.`;
+
+const BACKUP_USAGE = `usage: replica-node backup --out <dir> [--data-dir <dir>] [--no-compact]
+
+Copies the store in <data-dir> (default: $DATA_DIR) into <out>, which must be new or
+empty, as one consistent snapshot (LMDB copies it inside one read transaction, so a node
+may keep running and writing). Free pages are left out unless --no-compact. Prints one
+JSON line {"out", "bytes", "ms"}. Exit status: 2 on a usage error, 1 when the copy fails.
+Restore: stop the node, put <out>/data.mdb into an empty DATA_DIR, start it; it catches up
+from its peers (docs/operations.md).`;
+
+/** `replica-node backup`: a consistent copy of a node's store. */
+async function backup(argv: readonly string[]): Promise<void> {
+  const spec = {
+    name: 'replica-node',
+    usage: BACKUP_USAGE,
+    packageJson: new URL('../package.json', import.meta.url),
+    options: { out: { type: 'string' }, 'data-dir': { type: 'string' }, 'no-compact': { type: 'boolean', default: false } },
+  } as const;
+  const { values } = parseCli<{ out?: string; 'data-dir'?: string; 'no-compact': boolean }>(spec, argv);
+  const dataDir = values['data-dir'] ?? process.env['DATA_DIR'];
+  if (values.out === undefined) usageError(spec, '--out <dir> is required');
+  if (dataDir === undefined) usageError(spec, '--data-dir <dir> is required when DATA_DIR is not set');
+  try {
+    const r = await backupStore(dataDir, values.out, { compact: !values['no-compact'] });
+    process.stdout.write(`${JSON.stringify({ out: values.out, bytes: r.bytes, ms: r.ms })}\n`);
+  } catch (err) {
+    process.stderr.write(`replica-node backup: ${(err as Error).message}\n`);
+    process.exit(1);
+  }
+}
 
 /** Starts one node from the environment; stops cleanly on SIGTERM/SIGINT; a node re-reads its TLS files on SIGHUP and when they change. */
 async function main(): Promise<void> {
+  if (process.argv[2] === 'backup') return backup(process.argv.slice(3));
   const { positionals } = parseCli({ name: 'replica-node', usage: USAGE, packageJson: new URL('../package.json', import.meta.url), allowPositionals: true });
   if (positionals.length > 0) {
     process.stderr.write(`replica-node: takes no arguments (got ${JSON.stringify(positionals[0])}); configure it with environment variables\n${USAGE}\n`);

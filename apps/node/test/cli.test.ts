@@ -7,5 +7,6 @@ const version = versionOf(new URL('../package.json', import.meta.url));
 
 describe('the node commands keep the CLI conventions', () => {
   cliConventions(fileURLToPath(new URL('../dist/main.js', import.meta.url)), 'replica-node', version);
+  cliConventions(fileURLToPath(new URL('../dist/main.js', import.meta.url)), 'replica-node', version, ['backup']);
   cliConventions(fileURLToPath(new URL('../dist/admin-cli.js', import.meta.url)), 'replica-admin', version);
 });
