@@ -95,6 +95,47 @@ export class RecordNotFoundError extends ReplicaError {
   }
 }
 
+/** Why a store refuses writes for lack of space: below its free-space floor, or a commit that found no space. */
+export type StorageFullReason = 'lowSpace' | 'noSpace';
+
+/**
+ * A write was refused for lack of space, and nothing of it was written. `lowSpace`: free
+ * space on the data directory's filesystem is below the node's floor (`MIN_FREE_BYTES`),
+ * so local writes are refused while replication goes on; `noSpace`: a commit failed for
+ * lack of space (ENOSPC, EDQUOT, a full LMDB map), so every write is refused until a
+ * commit is possible again, which the store finds out by itself. Reads keep working.
+ */
+export class StorageFullError extends ReplicaError {
+  readonly code = 'REPLICA_ERR_STORAGE_FULL';
+  constructor(
+    readonly reason: StorageFullReason,
+    /** Free bytes on the data directory's filesystem when last measured (undefined when it cannot be measured). */
+    readonly freeBytes: number | undefined,
+    /** The floor below which local writes are refused (0: none). */
+    readonly minFreeBytes: number,
+    options?: { cause?: unknown },
+  ) {
+    super(
+      reason === 'lowSpace'
+        ? `storage nearly full: ${freeBytes ?? '?'} bytes free on the data directory's filesystem, below the floor of ${minFreeBytes} (MIN_FREE_BYTES); local writes are refused, reads and replication go on`
+        : `storage full: a commit found no space on the data directory's filesystem; writes are refused until space returns, reads go on`,
+      options,
+    );
+  }
+}
+
+/**
+ * A commit failed for a reason other than lack of space (an I/O error, a damaged
+ * environment). The store refuses every write until it is reopened (a restart); reads
+ * of what committed before keep working. `cause` is the storage engine's error.
+ */
+export class StorageFailedError extends ReplicaError {
+  readonly code = 'REPLICA_ERR_STORAGE_FAILED';
+  constructor(readonly detail: string, options?: { cause?: unknown }) {
+    super(`storage failed: ${detail}; writes are refused until the node restarts, reads go on`, options);
+  }
+}
+
 /** Configuration is invalid; `problems` lists every problem found at once. */
 export class ConfigError extends ReplicaError {
   readonly code = 'REPLICA_ERR_CONFIG_INVALID';
@@ -116,10 +157,17 @@ export const errorClasses = {
   REPLICA_ERR_RECORD_EXISTS: RecordExistsError,
   REPLICA_ERR_RECORD_NOT_FOUND: RecordNotFoundError,
   REPLICA_ERR_CONFIG_INVALID: ConfigError,
+  REPLICA_ERR_STORAGE_FULL: StorageFullError,
+  REPLICA_ERR_STORAGE_FAILED: StorageFailedError,
 } as const;
 
 export type ErrorCode = keyof typeof errorClasses;
 
 export function isReplicaError(err: unknown): err is ReplicaError {
   return err instanceof ReplicaError;
+}
+
+/** The store refused a write and will not take any until it is writable again ({@link LocalNode.whenWritable}). */
+export function isStorageRefusal(err: unknown): err is StorageFullError | StorageFailedError {
+  return err instanceof StorageFullError || err instanceof StorageFailedError;
 }

@@ -11,3 +11,4 @@ export { TlsFailure, classifyTlsError, isCertificateFailure, type TlsFailureInfo
 export { withDefaults } from './options.js';
 export { peerLag } from './lag.js';
 export { whenPeersConnected, warnLogger, type PeersReady } from './ready.js';
+export { untilWritable, WRITABLE_RETRY_MS } from './writable.js';

@@ -58,6 +58,20 @@ export class SnapshotMerge implements SnapshotSink {
     return { records: this.#records, changed: this.#changed };
   }
 
+  /** A resync began and has not ended (or been abandoned) yet. */
+  get inProgress(): boolean {
+    return this.#cursors !== undefined;
+  }
+
+  /**
+   * Abandons the resync in progress (a batch of it could not be merged): its cursors
+   * are never adopted, so nothing it did not merge counts as applied. Merged records
+   * stay; a new resync merges them again harmlessly.
+   */
+  abandon(): void {
+    this.#cursors = undefined;
+  }
+
   begin(cursors: Cursors): void {
     this.#cursors = cursors;
     this.#records = 0;

@@ -117,6 +117,15 @@ export interface LocalNode {
    * outbox that has not shipped them yet); `undefined` releases the hold. Optional.
    */
   retainLog?(holder: string, fromSeq: number | undefined): void;
+  /**
+   * Resolves once the store takes replicated writes again, after `applyRemote`,
+   * `mergeSnapshot` or `adoptCursors` refused them (`StorageFullError`,
+   * `StorageFailedError`); at once while it takes them. A transport that was refused
+   * waits here, acknowledging nothing it did not apply, then resumes from the cursors.
+   * Rejects with the signal's reason when `signal` aborts, and with `StoreClosedError`
+   * when the store closes. Optional: without it, {@link untilWritable} waits a fixed delay.
+   */
+  whenWritable?(signal?: AbortSignal): Promise<void>;
 }
 
 /**
