@@ -1,10 +1,12 @@
 import { randomUUID } from 'node:crypto';
 import Fastify, { LogController, type FastifyInstance, type FastifyReply, type FastifyRequest, type FastifyBaseLogger } from 'fastify';
-import type { Store } from '@replica/storage';
+import { StorageState, type Store } from '@replica/storage';
 import {
   InvalidRecordError,
   InvalidTableError,
   RecordNotFoundError,
+  StorageFailedError,
+  StorageFullError,
   TableNotFoundError,
   isRecordId,
   isTableName,
@@ -129,11 +131,17 @@ export function buildApp(config: Config, deps: AppDeps): FastifyInstance {
   app.setErrorHandler((err, req, reply) => {
     const e = toReplicaError(err, config.bodyLimit, req.headers['content-type']);
     const statusCode = httpStatusOf[e.code as keyof typeof httpStatusOf] ?? 500;
-    if (statusCode >= 500 && !(e instanceof ConfirmTimeoutError) && !(e instanceof ShipTimeoutError) && !(e instanceof UnavailableError) && !(e instanceof NotReadyError)) {
+    // The store logs a full disk or failed storage once; each refused write is not news.
+    const expected = e instanceof ConfirmTimeoutError || e instanceof ShipTimeoutError || e instanceof UnavailableError || e instanceof NotReadyError || e instanceof StorageFullError || e instanceof StorageFailedError;
+    if (statusCode >= 500 && !expected) {
       req.log.error({ err }, 'request failed');
     }
     const body: Record<string, unknown> = { statusCode, code: e.code, error: statusText(statusCode), message: e.message, requestId: req.id };
-    if (e instanceof NotReadyError) body['reason'] = e.reason;
+    if (e instanceof NotReadyError || e instanceof StorageFullError) body['reason'] = e.reason;
+    if (e instanceof StorageFullError) {
+      if (e.freeBytes !== undefined) body['freeBytes'] = e.freeBytes;
+      body['minFreeBytes'] = e.minFreeBytes;
+    }
     if (e instanceof ConfirmTimeoutError) {
       body['confirmed'] = e.confirmed;
       body['required'] = e.required;
@@ -152,7 +160,8 @@ export function buildApp(config: Config, deps: AppDeps): FastifyInstance {
   void app.register(async (ops) => {
     ops.get('/health', { schema: { tags: ['operations'], summary: 'Liveness: the process serves and its store can commit (replication state is for /ready)', response: { 200: anyObject, ...errorResponses(['REPLICA_ERR_UNAVAILABLE']) } } }, async (_req, reply) => {
       if (closing || store.closed) throw new UnavailableError('shutting down');
-      if (store.failure !== undefined) throw new UnavailableError('the store failed to commit and refuses writes; restart the node');
+      // Alive while the disk is full (it serves reads and recovers by itself); not once storage failed.
+      if (store.storage().state === StorageState.failed) throw new UnavailableError(`${store.storage().reason}`);
       return reply.send({ status: 'ok', node: store.name });
     });
 
@@ -167,6 +176,7 @@ export function buildApp(config: Config, deps: AppDeps): FastifyInstance {
       node: store.name,
       transport: transport?.kind ?? 'none',
       durability: store.durability,
+      storage: store.storage(),
       log: { firstSeq: store.firstSeq(), lastSeq: store.lastSeq() },
       cursors: store.cursors(),
       tables: store.tables(),
@@ -358,6 +368,7 @@ function statusText(code: number): string {
       500: 'Internal Server Error',
       503: 'Service Unavailable',
       504: 'Gateway Timeout',
+      507: 'Insufficient Storage',
     } as Record<number, string>
   )[code] ?? 'Error';
 }

@@ -1,6 +1,6 @@
 import { accessSync, constants } from 'node:fs';
 import { ConfigError, isNodeName, parseHostPort } from '@replica/transport-api';
-import type { Durability } from '@replica/storage';
+import { DEFAULT_MIN_FREE, type Durability, type MinFree } from '@replica/storage';
 
 export interface PeerAddress {
   readonly name: string;
@@ -55,6 +55,8 @@ export interface Config {
   readonly port: number;
   readonly dataDir: string;
   readonly durability: Durability;
+  /** The free-space floor of the data directory's filesystem: below it local writes are refused. */
+  readonly minFree: MinFree;
   readonly retention: { readonly maxEntries: number; readonly maxAgeMs: number };
   /** How often log retention runs, in ms. */
   readonly pruneIntervalMs: number;
@@ -119,6 +121,7 @@ export function loadConfig(env: Env): Config {
   const port = int('PORT', 8080, 0, 65535);
   const dataDir = str('DATA_DIR', `./data/${nodeName || 'node'}`);
   const durability = oneOf<Durability>('WRITE_DURABILITY', ['committed', 'flushed'], 'committed');
+  const minFree = parseMinFree(str('MIN_FREE_BYTES', ''), problems);
   const maxEntries = int('LOG_RETENTION_ENTRIES', 1_000_000, 1, Number.MAX_SAFE_INTEGER);
   const maxAgeMs = int('LOG_RETENTION_MS', 7 * 24 * 3600_000, 1000, Number.MAX_SAFE_INTEGER);
   const pruneIntervalMs = int('LOG_PRUNE_INTERVAL_MS', 10_000, 100, 24 * 3600_000);
@@ -204,6 +207,7 @@ export function loadConfig(env: Env): Config {
     port,
     dataDir,
     durability,
+    minFree,
     retention: { maxEntries, maxAgeMs },
     pruneIntervalMs,
     clockOffsetMs: Number.isSafeInteger(clockOffsetMs) ? clockOffsetMs : 0,
@@ -214,6 +218,23 @@ export function loadConfig(env: Env): Config {
     logLevel,
     transport,
   });
+}
+
+/**
+ * MIN_FREE_BYTES: a number of bytes (0: no floor) or a percentage of the filesystem's
+ * size up to 50 % (`5%`, `2.5%`); unset: 5 %, at most 1 GiB.
+ */
+function parseMinFree(raw: string, problems: string[]): MinFree {
+  if (raw === '') return DEFAULT_MIN_FREE;
+  const pct = /^(\d{1,2}(?:\.\d{1,2})?)%$/.exec(raw);
+  if (pct) {
+    const p = Number(pct[1]);
+    if (p > 0 && p <= 50) return { share: p / 100 };
+  } else if (/^\d{1,16}$/.test(raw) && Number.isSafeInteger(Number(raw))) {
+    return { bytes: Number(raw) };
+  }
+  problems.push(`MIN_FREE_BYTES must be a number of bytes (0 for no floor) or a percentage of the filesystem from 0.01% to 50% (e.g. 5%), got ${JSON.stringify(raw)}`);
+  return DEFAULT_MIN_FREE;
 }
 
 /** PEERS: `name@host:port`, comma-separated; this node's own entry may be listed and is dropped. */

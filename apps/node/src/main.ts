@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 import { mkdirSync } from 'node:fs';
 import { pino } from 'pino';
-import { Store, backupStore } from '@replica/storage';
+import { Store, backupStore, isLmdbCommitFailure } from '@replica/storage';
 import { ConfigError, type ReplicationTransport } from '@replica/transport-api';
 import { parseCli, usageError } from '@replica/transport-api/cli';
 import { buildApp } from './app.js';
@@ -79,11 +79,25 @@ async function main(): Promise<void> {
 
   mkdirSync(config.dataDir, { recursive: true });
   const logger = pino({ level: config.logLevel });
+  // lmdb-js rejects a promise of its own for every failed commit that no caller holds;
+  // the store holds it and reports the failure through the writes' own promises (a full
+  // disk refuses writes and recovers by itself). This is the net behind that: such a
+  // rejection is logged, never fatal. Any other unhandled rejection is a bug: logged
+  // with its cause, and the process exits as Node.js would, so that it is restarted.
+  process.on('unhandledRejection', (reason) => {
+    if (isLmdbCommitFailure(reason)) {
+      logger.debug({ err: reason }, 'a failed LMDB commit, reported by the store');
+      return;
+    }
+    logger.fatal({ err: reason }, 'unhandled rejection; exiting');
+    process.exit(1);
+  });
   const store = Store.open({
     logger: logger.child({ component: 'store' }),
     path: config.dataDir,
     nodeName: config.nodeName,
     durability: config.durability,
+    minFree: config.minFree,
     retention: config.retention,
     pruneIntervalMs: config.pruneIntervalMs,
     ...(config.clockOffsetMs !== 0 ? { wallClock: () => Date.now() + config.clockOffsetMs } : {}),

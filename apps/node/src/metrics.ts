@@ -1,6 +1,7 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics, type MetricObjectWithValues, type MetricValueWithName } from 'prom-client';
 import type { Store } from '@replica/storage';
 import type { PeerStatus, ReplicationTransport } from '@replica/transport-api';
+import { StorageMetrics } from './storage-metrics.js';
 
 /** Upper bounds (s) of the HTTP latency histogram's buckets. */
 const LATENCY_BUCKETS_S = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5];
@@ -67,6 +68,7 @@ export class Metrics {
   readonly #peerLagSeconds: Gauge<'peer'>;
   readonly #peerApplied: Gauge<'peer' | 'origin'>;
   readonly #refused: Counter<'reason'>;
+  readonly #storage: StorageMetrics;
   /** The transport's own figures, created as the transport first reports them. */
   readonly #figures = new Map<string, Counter<string> | Gauge<string>>();
 
@@ -93,6 +95,7 @@ export class Metrics {
     });
     this.#peerApplied = new Gauge({ name: 'replica_peer_applied_through', help: 'Highest origin sequence the peer confirmed applying, per origin.', labelNames: ['peer', 'origin'], registers: r });
     this.#refused = new Counter({ name: 'replica_peer_connections_refused_total', help: 'Peer connections refused (incoming turned away, or dialled and refused), by reason.', labelNames: ['reason'], registers: r });
+    this.#storage = new StorageMetrics(this.registry);
     new ExternalHistogram('replica_replication_lag_seconds', 'From the origin writing an entry to its commit here (includes clock offset between hosts).', this.registry, () => this.#lag());
   }
 
@@ -124,6 +127,7 @@ export class Metrics {
     for (const [table, s] of tables.slice(0, MAX_TABLE_SERIES)) this.#tableRecords.set({ table }, s.count);
     if (tables.length > MAX_TABLE_SERIES) this.#tableRecords.set({ table: OTHER_TABLES }, tables.slice(MAX_TABLE_SERIES).reduce((n, [, s]) => n + s.count, 0));
     this.#lastSeq.set(store.lastSeq());
+    this.#storage.update(store);
     this.#cursor.reset();
     for (const [origin, seq] of Object.entries(store.cursors())) this.#cursor.set({ origin }, seq);
 

@@ -17,7 +17,9 @@ export const READY_PEER_WAIT_MS = 5000;
  * member that is down does not keep the others unready.
  * Once caught up it stays ready for the life of the process (a peer that goes away later
  * does not make its data older); a node with no peer is ready once its transport runs.
- * Not ready while the store or transport is down, or once this node was removed.
+ * Not ready while the store or transport is down, while the store refuses writes (its
+ * storage state says why: a full disk, free space below the floor, failed storage), or
+ * once this node was removed.
  */
 export class ReadinessCheck {
   #caughtUp = false;
@@ -33,7 +35,9 @@ export class ReadinessCheck {
   check(): Readiness {
     const { store, transport } = this;
     if (store.closed) return { ready: false, reason: 'the store is closed' };
-    if (store.failure !== undefined) return { ready: false, reason: 'the store failed to commit and refuses writes; restart the node' };
+    // A node that refuses writes must not get them: full disk, below the free-space floor, failed storage.
+    const storage = store.storage();
+    if (storage.reason !== undefined) return { ready: false, reason: storage.reason };
     if (!transport) return { ready: true };
     if (transport.state !== 'started') return { ready: false, reason: 'replication transport not started' };
     if (this.membership.selfRemoved) return { ready: false, reason: 'this node was removed from the cluster' };

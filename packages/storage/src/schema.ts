@@ -2,7 +2,7 @@ import type { Database, Key, RootDatabase } from 'lmdb';
 import type { LogEntry, RecordValue, Version } from '@replica/transport-api';
 
 /*
- * What the store keeps in LMDB: four named databases in one environment, their key
+ * What the store keeps in LMDB: five named databases in one environment, their key
  * and value shapes, and the keys of the `meta` database. Changing any of this changes
  * the on-disk format: an existing store would no longer read back.
  */
@@ -57,10 +57,15 @@ export interface StoreDbs {
   readonly index: Database<number, IndexKey>;
   /** Head, cursors, table stats and adopted cursors (see the `*Key` helpers). */
   readonly meta: Database<unknown, MetaKey>;
+  /**
+   * One entry, {@link GUARD_KEY}, whose version counts the store's commits: every write
+   * is conditional on it, so no commit goes through after one that failed (see the store).
+   */
+  readonly guard: Database<number, string>;
 }
 
 /** Read access to the store's databases, for code that must not write them. */
-export type ReadOnlyDbs = { readonly [K in keyof StoreDbs]: Pick<StoreDbs[K], 'get' | 'getRange' | 'getKeys'> };
+export type ReadOnlyDbs = { readonly [K in Exclude<keyof StoreDbs, 'guard'>]: Pick<StoreDbs[K], 'get' | 'getRange' | 'getKeys'> };
 
 /** Opens (or creates) the store's databases in `env`. */
 export function openDbs(env: RootDatabase): StoreDbs {
@@ -70,8 +75,12 @@ export function openDbs(env: RootDatabase): StoreDbs {
     log: env.openDB({ name: 'log' }),
     index: env.openDB({ name: 'origin-index' }),
     meta: env.openDB({ name: 'meta' }),
+    guard: env.openDB({ name: 'guard', useVersions: true }),
   };
 }
+
+/** The key of the commit counter in the `guard` database; its version is the number of the last commit. */
+export const GUARD_KEY = 'commits';
 
 /**
  * Records are keyed by `[table, id]`, an lmdb-js array key: ordered by table, then id,

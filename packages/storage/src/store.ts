@@ -23,8 +23,11 @@ import { DIGEST_BYTES, recordHash, xorInto } from './digest.js';
 import { Histogram, LAG_BUCKETS_MS, type LagHistogram } from './histogram.js';
 import { LogTail } from './log-tail.js';
 import { PRUNE_CHUNK, Retention } from './retention.js';
+import { DEFAULT_MIN_FREE, statFs, type MinFree, type StatFs } from './space.js';
+import { StorageGate, type StorageStatus, type WriteKind } from './storage-gate.js';
 import {
   CURSOR_PREFIX,
+  GUARD_KEY,
   HEAD_KEY,
   TABLE_PREFIX,
   adoptedKey,
@@ -55,6 +58,12 @@ import { verifyStore } from './verify.js';
  */
 export type Durability = 'committed' | 'flushed';
 
+/** A staged write: database, key, and the value or {@link REMOVE}. */
+type StagedWrite = [db: Database<unknown, Key>, key: Key, value: unknown];
+/** The value of a staged removal. */
+const REMOVE = Symbol('remove');
+const noop = () => {};
+
 export interface StoreOptions {
   /** Directory of the LMDB environment (created if missing). */
   readonly path: string;
@@ -71,8 +80,14 @@ export interface StoreOptions {
   readonly maxDepth?: number;
   /** Wall clock in ms, for tests of clock skew. Default Date.now. */
   readonly wallClock?: () => number;
-  /** Where the store reports failures of its background work (periodic retention). Default: silent. */
+  /** Where the store reports changes of its storage state and failures of its background work. Default: silent. */
   readonly logger?: Logger;
+  /** Free space the data directory's filesystem keeps: below it local writes are refused. Default 5 % of it, at most 1 GiB. */
+  readonly minFree?: MinFree;
+  /** How often free space is measured, and a full store tries a commit again; 0 disables the timer. Default 1 s. */
+  readonly spaceCheckIntervalMs?: number;
+  /** Measures the filesystem (tests). Default: statfs(2). */
+  readonly statFs?: StatFs;
 }
 
 export interface WriteResult {
@@ -111,6 +126,7 @@ export class Store implements LocalNode {
   readonly #log: Database<StoredEntry, number>;
   readonly #index: Database<number, IndexKey>;
   readonly #meta: Database<unknown, MetaKey>;
+  readonly #guard: Database<number, string>;
   readonly #clock: HybridClock;
   readonly #maxDepth: number;
   readonly #retention: Retention;
@@ -126,7 +142,22 @@ export class Store implements LocalNode {
   #pruneTimer: NodeJS.Timeout | undefined;
   #pruning: Promise<number> | undefined;
   #closed = false;
-  #failure: unknown;
+  /** What the store admits now (full disk, failed commits) and who waits for it. */
+  readonly #gate: StorageGate;
+  #spaceTimer: NodeJS.Timeout | undefined;
+  /** Commits awaiting LMDB. */
+  #inflight = 0;
+  /** false from a failed commit until the in-memory state was reloaded from what LMDB committed. */
+  #settled = true;
+  #probing = false;
+  /** The newest batch this store saw end failed. */
+  #lastCommitFailed = false;
+  /**
+   * The number of the next commit (batch) as the guard counts them: every write is staged
+   * conditional on the guard holding the number of the batch before it, and each batch
+   * advances it. A batch staged behind one that failed thus writes nothing.
+   */
+  #chain = 0;
   /** Recent log entries: senders read the log tail without LMDB decoding. */
   readonly #tail: LogTail;
   /** Replication lag (ms) of the remote entries applied since the store opened. */
@@ -138,7 +169,8 @@ export class Store implements LocalNode {
   readonly #dirtyCursors = new Set<string>();
   readonly #dirtyTables = new Set<string>();
   #dirtyHead = false;
-  #lastWrite: Promise<boolean> | undefined;
+  /** The writes of the commit being staged: issued together, inside its guard condition. */
+  #ops: StagedWrite[] | undefined;
 
   private constructor(env: RootDatabase, options: StoreOptions) {
     this.name = options.nodeName;
@@ -149,19 +181,28 @@ export class Store implements LocalNode {
     this.#log = dbs.log;
     this.#index = dbs.index;
     this.#meta = dbs.meta;
+    this.#guard = dbs.guard;
     this.#maxDepth = options.maxDepth ?? 32;
     this.#tail = new LogTail(options.logCacheEntries ?? 16_384);
     this.#retention = new Retention(options.retention);
     this.#wallClock = options.wallClock ?? Date.now;
     this.#logger = options.logger ?? silentLogger;
+    const checkIntervalMs = options.spaceCheckIntervalMs ?? 1000;
+    this.#gate = new StorageGate({ path: options.path, minFree: options.minFree ?? DEFAULT_MIN_FREE, statFs: options.statFs ?? statFs, logger: this.#logger, checkIntervalMs });
 
     const head = this.#meta.get(HEAD_KEY) as Head | undefined;
-    this.#seq = this.#committedSeq = head?.seq ?? 0;
     this.#clock = new HybridClock(this.name, this.#wallClock, head?.clock);
-    for (const { key, value } of this.#meta.getRange(metaRange(CURSOR_PREFIX))) this.#cursors.set(metaName(key), value as number);
-    for (const { key, value } of this.#meta.getRange(metaRange(TABLE_PREFIX))) {
-      const s = value as StoredTableStats;
-      this.#tables.set(metaName(key), { count: s.count, digest: Buffer.from(s.digest) });
+    this.#loadCommitted();
+    if (this.#guard.getEntry(GUARD_KEY) === undefined) {
+      // A new store (or one from before the guard): the counter starts at 0. On a full
+      // disk this cannot be written; the store then starts refusing writes, and the
+      // first commit possible again writes it.
+      try {
+        this.#guard.putSync(GUARD_KEY, 0, 0);
+      } catch (err) {
+        void this.#gate.commitFailed(err);
+        this.#settled = true;
+      }
     }
     // Per-commit state (cursors, table stats, head) is written once per batch, in the
     // same LMDB transaction as the writes that changed it, instead of once per write.
@@ -170,6 +211,10 @@ export class Store implements LocalNode {
     if (interval > 0) {
       this.#pruneTimer = setInterval(() => void this.prune().catch((err: unknown) => this.#logPruneFailure(err)), interval);
       this.#pruneTimer.unref();
+    }
+    if (checkIntervalMs > 0) {
+      this.#spaceTimer = setInterval(() => this.#checkSpace(), checkIntervalMs);
+      this.#spaceTimer.unref();
     }
   }
 
@@ -190,7 +235,7 @@ export class Store implements LocalNode {
     this.#checkOpen();
     validate(table, value, this.#maxDepth);
     const id = value.id;
-    const result = await this.#commit(() => {
+    const result = await this.#commit('local', () => {
       const prev = this.#readRecord(table, id);
       const existed = prev?.d !== undefined;
       if (existed && mode === 'insert') return undefined;
@@ -207,7 +252,7 @@ export class Store implements LocalNode {
   async delete(table: string, id: string): Promise<WriteResult | undefined> {
     this.#checkOpen();
     validateKey(table, id);
-    return this.#commit(() => {
+    return this.#commit('local', () => {
       const prev = this.#readRecord(table, id);
       if (prev?.d === undefined) return undefined;
       const version = this.#clock.now();
@@ -335,7 +380,7 @@ export class Store implements LocalNode {
     let skipped = 0;
     let deferred = 0;
     const appliedVersions: number[] = [];
-    await this.#commit(() => {
+    await this.#commit('replicated', () => {
       const gapped = new Set<string>();
       const now = this.#wallClock();
       const touched = new Set<string>();
@@ -413,7 +458,7 @@ export class Store implements LocalNode {
       validateKey(r.table, r.id);
       if (r.value !== undefined) validate(r.table, r.value, this.#maxDepth);
     }
-    return this.#commit(() => {
+    return this.#commit('replicated', () => {
       let changed = 0;
       for (const r of records) {
         this.#clock.observe(r.version);
@@ -429,7 +474,7 @@ export class Store implements LocalNode {
 
   async adoptCursors(cursors: Cursors): Promise<void> {
     this.#checkOpen();
-    await this.#commit(() => {
+    await this.#commit('replicated', () => {
       for (const [origin, seq] of Object.entries(cursors)) {
         if (seq > (this.#cursors.get(origin) ?? 0)) {
           this.#cursors.set(origin, seq);
@@ -454,7 +499,8 @@ export class Store implements LocalNode {
    * newest entry always stays. Resolves with how many entries were pruned.
    */
   prune(): Promise<number> {
-    if (this.#closed) return Promise.resolve(0);
+    // A store that refuses writes cannot delete either (deleting writes pages too).
+    if (this.#closed || this.#gate.refusing) return Promise.resolve(0);
     this.#pruning ??= this.#pruneNow().finally(() => (this.#pruning = undefined));
     return this.#pruning;
   }
@@ -465,7 +511,7 @@ export class Store implements LocalNode {
       if (this.#closed) return total;
       const victims = this.#retention.nextVictims(this.#log, this.#committedSeq, this.#wallClock());
       if (victims.length === 0) return total;
-      await this.#commit(() => {
+      await this.#commit('maintenance', () => {
         for (const [seq, e] of victims) {
           this.#remove(this.#log, seq);
           this.#remove(this.#index, [e[0], e[1]]);
@@ -485,8 +531,17 @@ export class Store implements LocalNode {
     if (this.#closed) return;
     this.#closed = true;
     clearInterval(this.#pruneTimer);
+    clearInterval(this.#spaceTimer);
+    this.#gate.close();
     await this.#pruning?.catch(() => {});
-    await this.#env.committed;
+    // A failed last commit was reported to its writers already.
+    await this.#env.committed.then(undefined, noop);
+    if (this.#lastCommitFailed) {
+      // lmdb-js's close waits for the last batch's disk flush, which a failed batch never
+      // gets: an empty batch (a condition that never holds writes nothing, so it commits
+      // even on a full disk) gives it one.
+      await this.#guard.ifVersion(GUARD_KEY, -1, noop).catch(noop);
+    }
     await this.#env.close();
     this.#listeners.clear();
   }
@@ -495,9 +550,18 @@ export class Store implements LocalNode {
     return this.#closed;
   }
 
-  /** The error of a failed commit, after which the store refuses writes; undefined while healthy. */
-  get failure(): unknown {
-    return this.#failure;
+  /**
+   * The storage state: what the store admits now and why (see {@link StorageGate}),
+   * free space, the floor, refused writes and failed commits.
+   */
+  storage(): StorageStatus {
+    return this.#gate.status();
+  }
+
+  /** See {@link LocalNode.whenWritable}. */
+  whenWritable(signal?: AbortSignal): Promise<void> {
+    if (this.#closed) return Promise.reject(new StoreClosedError());
+    return this.#gate.whenWritable(signal);
   }
 
   /**
@@ -515,48 +579,138 @@ export class Store implements LocalNode {
 
   /**
    * Stages one logical write: `fn` runs synchronously, reading through the pending
-   * overlay and issuing LMDB's asynchronous puts. lmdb-js commits every write issued
-   * in one event-loop turn in ONE transaction, so the whole of `fn` is atomic, and
-   * concurrent requests share a commit without a round trip to a transaction callback.
-   * Resolves after the commit (and the disk flush for `flushed`). `fn` must not throw
-   * after it wrote: everything that can fail is checked before it is called.
+   * overlay and collecting its writes, which are then issued to LMDB asynchronously and
+   * together. lmdb-js commits every write issued in one event-loop turn in ONE
+   * transaction, so the whole of `fn` is atomic, and concurrent requests share a commit
+   * without a round trip to a transaction callback. Resolves after the commit (and the
+   * disk flush for `flushed`). `fn` must not throw after it wrote: everything that can
+   * fail is checked before it is called.
+   *
+   * In-memory state (seq, cursors, clock, table stats, the log tail) runs ahead of the
+   * commit, and commits are pipelined: a later batch is staged before an earlier one
+   * committed. So every batch is written conditional on the guard counter
+   * ({@link GUARD_KEY}) holding the number of the batch before it, and advances it: a
+   * batch staged behind one that failed writes nothing, and LMDB never holds a log with
+   * a hole or a cursor ahead of its entries. After a failure the store refuses writes
+   * (the {@link StorageGate} says which and for how long), waits for the commits in
+   * flight, and reloads its in-memory state from what LMDB committed.
    */
-  async #commit<T>(fn: () => T): Promise<T> {
-    if (this.#failure !== undefined) throw this.#failure;
-    this.#lastWrite = undefined;
-    const result = fn();
-    const write = this.#lastWrite as Promise<boolean> | undefined;
-    if (write === undefined) return result;
+  async #commit<T>(kind: WriteKind | 'probe', fn: () => T): Promise<T> {
+    if (kind !== 'probe') {
+      const refused = this.#gate.refusal(kind);
+      if (refused !== undefined) throw await refused;
+    }
+    const ops: StagedWrite[] = [];
+    this.#ops = ops;
+    let result: T;
+    try {
+      result = fn();
+    } finally {
+      this.#ops = undefined;
+    }
+    if (ops.length === 0) return result;
     const seqAfter = this.#seq;
     const staged = this.#staged;
     this.#staged = [];
+    const written = this.#guard.ifVersion(GUARD_KEY, this.#chain, () => {
+      for (const [db, key, value] of ops) {
+        if (value === REMOVE) void db.remove(key);
+        else void db.put(key, value);
+      }
+    });
+    this.#inflight++;
     try {
-      await write;
+      if (!(await written)) throw new Error('not written: a commit staged before it failed');
+      this.#lastCommitFailed = false;
       if (this.durability === 'flushed') await this.#env.flushed;
+      if (seqAfter > this.#committedSeq) {
+        this.#committedSeq = seqAfter;
+        this.#queueNotify();
+      }
     } catch (err) {
-      // In-memory state ran ahead of a commit that failed: refuse further writes
-      // rather than hand out sequence numbers LMDB does not hold.
-      this.#failure ??= err;
-      throw err;
+      this.#settled = false;
+      this.#lastCommitFailed = true;
+      if (kind === 'probe') throw err;
+      throw await this.#gate.commitFailed(err);
     } finally {
       for (const key of staged) {
         const p = this.#pending.get(key);
         if (p && --p.writers === 0) this.#pending.delete(key);
       }
-    }
-    if (seqAfter > this.#committedSeq) {
-      this.#committedSeq = seqAfter;
-      this.#queueNotify();
+      if (--this.#inflight === 0 && !this.#settled) this.#reload();
     }
     return result;
   }
 
   #put<K extends Key, V>(db: Database<V, K>, key: K, value: V): void {
-    this.#lastWrite = db.put(key, value);
+    (this.#ops as StagedWrite[]).push([db as Database<unknown, Key>, key, value]);
   }
 
   #remove<K extends Key>(db: Database<unknown, K>, key: K): void {
-    this.#lastWrite = db.remove(key);
+    (this.#ops as StagedWrite[]).push([db as Database<unknown, Key>, key, REMOVE]);
+  }
+
+  /** Reads what LMDB committed into the in-memory state: at open, and after a failed commit. */
+  #loadCommitted(): void {
+    const head = this.#meta.get(HEAD_KEY) as Head | undefined;
+    this.#seq = this.#committedSeq = head?.seq ?? 0;
+    this.#cursors.clear();
+    for (const { key, value } of this.#meta.getRange(metaRange(CURSOR_PREFIX))) this.#cursors.set(metaName(key), value as number);
+    this.#tables.clear();
+    for (const { key, value } of this.#meta.getRange(metaRange(TABLE_PREFIX))) {
+      const s = value as StoredTableStats;
+      this.#tables.set(metaName(key), { count: s.count, digest: Buffer.from(s.digest) });
+    }
+    this.#chain = this.#guard.getEntry(GUARD_KEY)?.version ?? 0;
+  }
+
+  /**
+   * After a failed commit, once no commit is in flight: drops everything staged that did
+   * not commit (seq, cursors, table stats, log tail entries), so the next commit
+   * continues from what LMDB holds. The clock keeps its state: it only moves forward.
+   */
+  #reload(): void {
+    const ahead = this.#seq;
+    const committed = this.#committedSeq;
+    this.#loadCommitted();
+    if (this.#committedSeq !== committed) {
+      this.#logger.error({ inMemory: committed, inLmdb: this.#committedSeq }, 'store: committed seq differs from the head LMDB holds; using LMDB\'s');
+    }
+    for (let seq = this.#committedSeq + 1; seq <= ahead; seq++) this.#tail.clear(seq);
+    this.#dirtyCursors.clear();
+    this.#dirtyTables.clear();
+    this.#dirtyHead = false;
+    this.#settled = true;
+    this.#logger.debug({ lastSeq: this.#committedSeq, dropped: ahead - this.#committedSeq }, 'store: state reloaded from the last commit');
+  }
+
+  /** The periodic check: measures free space and, when the store is full and space came back, tries a commit. */
+  #checkSpace(): void {
+    if (this.#closed) return;
+    this.#gate.sample(true);
+    if (this.#gate.probeDue() && this.#settled && this.#inflight === 0 && !this.#probing) void this.#probe();
+  }
+
+  /** Tries the smallest commit (the head again); if it goes through, the store takes writes again. */
+  async #probe(): Promise<void> {
+    this.#probing = true;
+    try {
+      if (this.#guard.getEntry(GUARD_KEY) === undefined) {
+        // A store whose guard could not be written at open: it cannot be conditional on itself.
+        this.#lastCommitFailed = true;
+        await this.#guard.put(GUARD_KEY, 0, this.#chain);
+        this.#lastCommitFailed = false;
+      } else {
+        await this.#commit('probe', () => this.#put(this.#meta, HEAD_KEY, { seq: this.#seq, clock: this.#clock.state() } satisfies Head));
+      }
+      if (this.#closed) return;
+      this.#gate.recovered();
+    } catch (err) {
+      if (this.#inflight === 0 && !this.#settled) this.#reload();
+      this.#gate.probeFailed(err);
+    } finally {
+      this.#probing = false;
+    }
   }
 
   /** A record as the next commit will see it: staged writes first, then LMDB. */
@@ -590,14 +744,28 @@ export class Store implements LocalNode {
     return seq;
   }
 
-  /** Runs inside lmdb-js's batch, just before it commits: joins the same transaction. */
+  /**
+   * Runs inside lmdb-js's batch, just before it commits: joins the same transaction, and
+   * advances the guard counter (see {@link #commit}) under the same condition as the
+   * batch's other writes.
+   */
   #flushMeta(): void {
-    for (const origin of this.#dirtyCursors) this.#meta.put(cursorKey(origin), this.#cursors.get(origin));
-    for (const table of this.#dirtyTables) {
-      const s = this.#tables.get(table) as MutableTableStats;
-      this.#meta.put(tableKey(table), { count: s.count, digest: Buffer.from(s.digest) } satisfies StoredTableStats);
-    }
-    if (this.#dirtyHead) this.#meta.put(HEAD_KEY, { seq: this.#seq, clock: this.#clock.state() } satisfies Head);
+    if (this.#closed) return; // close()'s empty batch
+    const chain = this.#chain++;
+    const written = this.#guard.ifVersion(GUARD_KEY, chain, () => {
+      for (const origin of this.#dirtyCursors) void this.#meta.put(cursorKey(origin), this.#cursors.get(origin));
+      for (const table of this.#dirtyTables) {
+        const s = this.#tables.get(table) as MutableTableStats;
+        void this.#meta.put(tableKey(table), { count: s.count, digest: Buffer.from(s.digest) } satisfies StoredTableStats);
+      }
+      if (this.#dirtyHead) void this.#meta.put(HEAD_KEY, { seq: this.#seq, clock: this.#clock.state() } satisfies Head);
+      void this.#guard.put(GUARD_KEY, 0, chain + 1);
+    });
+    // The batch's commits report its failure. lmdb-js also keeps a promise of its own for
+    // the batch (its end marker's) that nobody else holds: taken here once the batch is
+    // closed (after this callback), or a failed batch would be an unhandled rejection.
+    written.catch(noop);
+    queueMicrotask(() => void this.#env.committed.then(undefined, noop));
     this.#dirtyCursors.clear();
     this.#dirtyTables.clear();
     this.#dirtyHead = false;
