@@ -1,4 +1,4 @@
-import { ConfirmationWaiters, Lifecycle, SnapshotMerge, TransportStateError, Wakeup, peerLag, sendSnapshot } from '@replica/transport-api';
+import { ConfirmationWaiters, Lifecycle, SnapshotMerge, TransportStateError, Wakeup, isStorageRefusal, peerLag, sendSnapshot, untilWritable } from '@replica/transport-api';
 import type { LocalNode, LogEntry, PeerStatus, ReplicationTransport, StartOptions, TransportState, TransportStatus } from '@replica/transport-api';
 
 /**
@@ -34,7 +34,11 @@ class Link {
   /** The peer's cursors as its last applied batch left them. */
   appliedThrough: Readonly<Record<string, number>> = {};
   readonly #wakeup = new Wakeup();
+  /** Aborted by stop(): ends a wait for the peer's store to take writes again. */
+  readonly #stop = new AbortController();
   stopped = false;
+  /** Times the peer's store refused a batch and the link held back until it took writes again. */
+  holds = 0;
   readonly done: Promise<void>;
 
   constructor(
@@ -51,6 +55,7 @@ class Link {
 
   stop(): void {
     this.stopped = true;
+    this.#stop.abort();
     this.poke();
   }
 
@@ -62,8 +67,8 @@ class Link {
 
   async #run(): Promise<void> {
     const local = this.from.node as LocalNode;
-    let pos = await this.#startPosition();
-    while (!this.stopped) {
+    let pos = await this.#startPositionWhenWritable();
+    while (!this.stopped && pos !== undefined) {
       const batch = local.readLog(pos, this.batchSize);
       if (batch.length === 0) {
         await this.#wakeup.wait();
@@ -75,17 +80,41 @@ class Link {
       // Deliver on a later turn, as a network would.
       await new Promise((r) => setImmediate(r));
       if (this.stopped || !this.to.node) return;
-      const result = payload.length > 0 ? await this.to.node.applyRemote(payload) : undefined;
+      let result;
+      try {
+        result = payload.length > 0 ? await this.to.node.applyRemote(payload) : undefined;
+      } catch (err) {
+        if (!isStorageRefusal(err)) throw err;
+        // The peer's store refuses writes (a full disk): nothing is acknowledged; once it
+        // takes them again, stream from its cursors.
+        this.holds++;
+        if (!(await untilWritable(this.to.node, this.#stop.signal))) return;
+        pos = await this.#startPositionWhenWritable();
+        continue;
+      }
       this.batches++;
       this.entries += payload.length;
       if (result) this.appliedThrough = result.cursors;
       if (result && result.deferred > 0) {
-        pos = await this.#startPosition();
+        pos = await this.#startPositionWhenWritable();
         continue;
       }
       this.ackedSeq = Math.max(this.ackedSeq, last);
       this.from.acked();
       pos = last + 1;
+    }
+  }
+
+  /** {@link #startPosition}, waiting while the peer's store refuses writes (a merge resync writes); undefined once stopped. */
+  async #startPositionWhenWritable(): Promise<number | undefined> {
+    for (;;) {
+      try {
+        return await this.#startPosition();
+      } catch (err) {
+        if (!isStorageRefusal(err)) throw err;
+        this.holds++;
+        if (!this.to.node || !(await untilWritable(this.to.node, this.#stop.signal))) return undefined;
+      }
     }
   }
 
@@ -193,7 +222,7 @@ class MemoryTransport implements ReplicationTransport {
         ackedSeq: l.ackedSeq,
         ...peerLag(node, l.ackedSeq),
         appliedThrough: l.appliedThrough,
-        counters: { batchesSent: l.batches, entriesSent: l.entries },
+        counters: { batchesSent: l.batches, entriesSent: l.entries, holds: l.holds },
         gauges: {},
       };
     });

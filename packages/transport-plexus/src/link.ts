@@ -20,7 +20,8 @@ export type LinkCounters = Record<
   | 'disconnects'
   | 'malformedFrames'
   | 'resyncsSent'
-  | 'resyncsReceived',
+  | 'resyncsReceived'
+  | 'holds',
   number
 >;
 
@@ -66,6 +67,7 @@ export class Link {
     malformedFrames: 0,
     resyncsSent: 0,
     resyncsReceived: 0,
+    holds: 0,
   };
   /** Highest in-flight bytes since start (a gauge: a high-water mark, not a total). */
   inFlightBytesPeak = 0;
