@@ -2,6 +2,33 @@ import { createInbox, headers, type NatsConnection, type Subscription } from 'na
 import { PUBACK_SWEEP_MS } from './options.js';
 import { Header } from './subjects.js';
 
+/** JetStream refused a publish (a PubAck with an error). */
+export class PublishRefusedError extends Error {
+  constructor(
+    /** The status (503, 400, …). */
+    readonly status: number,
+    readonly description: string,
+    /** JetStream's own code (`err_code`), when the server gave one. */
+    readonly errCode: number | undefined,
+  ) {
+    super(`JetStream publish failed: ${status} ${description}${errCode !== undefined ? ` (err_code ${errCode})` : ''}`);
+  }
+
+  /**
+   * The server has no storage left for the stream: its JetStream store reached
+   * `max_file_store` (or the account's limit, or its disk is full). Retrying works once
+   * an operator made room.
+   */
+  get storageFull(): boolean {
+    return this.errCode === JS_INSUFFICIENT_RESOURCES || this.errCode === JS_STORAGE_RESOURCES_EXCEEDED || /insufficient (storage )?resources/i.test(this.description);
+  }
+}
+
+/** JetStream's err_code for "insufficient resources" (a store at its limit). */
+const JS_INSUFFICIENT_RESOURCES = 10023;
+/** JetStream's err_code for "insufficient storage resources available". */
+const JS_STORAGE_RESOURCES_EXCEEDED = 10047;
+
 interface Pending {
   resolve(): void;
   reject(err: Error): void;
@@ -32,10 +59,10 @@ export class AsyncPublisher {
         const p = this.#pending.get(id);
         if (!p) return;
         this.#pending.delete(id);
-        if (msg.headers?.code && msg.headers.code >= 400) return p.reject(new Error(`JetStream publish failed: ${msg.headers.code} ${msg.headers.description}`));
+        if (msg.headers?.code && msg.headers.code >= 400) return p.reject(new PublishRefusedError(msg.headers.code, msg.headers.description, undefined));
         try {
-          const ack = msg.json<{ error?: { code: number; description: string } }>();
-          if (ack.error) p.reject(new Error(`JetStream publish failed: ${ack.error.code} ${ack.error.description}`));
+          const ack = msg.json<{ error?: { code: number; err_code?: number; description: string } }>();
+          if (ack.error) p.reject(new PublishRefusedError(ack.error.code, ack.error.description, ack.error.err_code));
           else p.resolve();
         } catch (err) {
           p.reject(err as Error);

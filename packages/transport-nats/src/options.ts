@@ -93,6 +93,8 @@ export const READ_BATCH = 256;
 export const OUTBOX_IDLE_MS = 1000;
 /** Pause after a failed publish before the outbox rereads the stream and ships again. */
 export const OUTBOX_RETRY_MS = 250;
+/** How often the outbox tries again while the broker refuses its messages for lack of storage. */
+export const BROKER_FULL_RETRY_MS = 1000;
 /** Records per message of a merge-resync snapshot. */
 export const SNAPSHOT_BATCH = 500;
 /** A merge resync gives up on a snapshot source that sent nothing for this long. */

@@ -1,5 +1,5 @@
 import { ConsumerEvents, type Consumer, type ConsumerMessages, type JetStreamClient, type JsMsg } from 'nats';
-import { MalformedFrameError, decodeBatch, type LogEntry } from '@replica/transport-api';
+import { MalformedFrameError, decodeBatch, isStorageRefusal, untilWritable, type LogEntry } from '@replica/transport-api';
 import type { StreamAdmin } from './admin.js';
 import type { NatsContext } from './context.js';
 import { CONSUMER_RETRY_MS, REPOSITION_MIN_INTERVAL_MS } from './options.js';
@@ -24,7 +24,10 @@ const pause = (ms: number) => new Promise((r) => setTimeout(r, ms));
  * consumer on it: every entry once, in origin order, each fetched batch in one store
  * transaction before it is acknowledged. The consumer is positioned by what this node
  * has applied, not by what the broker remembers delivering, and a gap the stream cannot
- * fill is closed by a merge resync.
+ * fill is closed by a merge resync. When the store refuses writes (a full disk), the
+ * consumer stops, acknowledging nothing it did not apply (the stream keeps the entries,
+ * as for a slow consumer), waits until the store takes writes again, and starts over
+ * from the cursor.
  */
 export class OriginConsumer {
   #consumer: Consumer | undefined;
@@ -34,13 +37,15 @@ export class OriginConsumer {
   #reposition = true;
   #lastRepositionMs = 0;
   #loop: Promise<void> | undefined;
+  /** Aborts a wait for the store to be writable again (stop()). */
+  #hold: AbortController | undefined;
   /**
    * The most of its origin that the stream held (the last entry of its newest message)
    * when this consumer was last (re-)created; undefined before. See {@link PeerStatus.holds}.
    */
   holds: number | undefined;
   /** Totals since this process found the stream. */
-  readonly counters = { messagesFetched: 0, entriesApplied: 0, entriesDeferred: 0, resyncs: 0, repositions: 0, consumersLost: 0 };
+  readonly counters = { messagesFetched: 0, entriesApplied: 0, entriesDeferred: 0, resyncs: 0, repositions: 0, consumersLost: 0, holds: 0 };
   /** As the broker last reported them. */
   readonly gauges = { consumerPending: 0, consumerAckPending: 0, consumerRedelivered: 0 };
 
@@ -67,6 +72,7 @@ export class OriginConsumer {
   stop(): void {
     this.#running = false;
     this.#messages?.stop();
+    this.#hold?.abort();
   }
 
   /**
@@ -152,11 +158,32 @@ export class OriginConsumer {
         if (failure) throw failure.err;
       } catch (err) {
         if (!lifecycle.started || !this.#running) return;
+        if (isStorageRefusal(err)) {
+          await this.#holdBack(err);
+          continue;
+        }
         log.warn({ origin: this.origin, err: (err as Error).message }, 'nats: consuming failed; retrying');
         this.#consumer = undefined;
         await pause(CONSUMER_RETRY_MS);
       }
     }
+  }
+
+  /**
+   * The store refused this origin's entries: nothing after the last applied batch was
+   * acknowledged, and the consumer stopped. Waits until the store takes writes again,
+   * then has the consumer re-created at the cursor.
+   */
+  async #holdBack(err: Error): Promise<void> {
+    const { node, log, stopped } = this.ctx;
+    this.counters.holds++;
+    this.#consumer = undefined;
+    log.warn({ origin: this.origin, err: err.message }, 'nats: this node refuses writes; holding back the stream of this origin (nothing acknowledged, the stream keeps it) until it takes them again');
+    const hold = (this.#hold = new AbortController());
+    void stopped.then(() => hold.abort());
+    const writable = await untilWritable(node, hold.signal);
+    this.#hold = undefined;
+    if (writable) log.info({ origin: this.origin }, 'nats: this node takes writes again; resuming the stream of this origin from its cursor');
   }
 
   /**
@@ -254,6 +281,7 @@ export class OriginConsumer {
       try {
         await this.deps.resyncFrom(source);
       } catch (err) {
+        if (isStorageRefusal(err)) throw err; // this node cannot merge now: the consumer holds back
         log.warn({ origin: this.origin, source, err: (err as Error).message }, 'nats: snapshot source failed; trying the next');
         continue;
       }

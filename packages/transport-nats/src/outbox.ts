@@ -1,9 +1,9 @@
 import type { NatsConnection } from 'nats';
 import { TransportStateError, Wakeup, encodeBatch, type LocalNode, type LogEntry } from '@replica/transport-api';
 import type { StreamAdmin, StreamHead } from './admin.js';
-import { AsyncPublisher } from './async-publisher.js';
+import { AsyncPublisher, PublishRefusedError } from './async-publisher.js';
 import type { NatsContext } from './context.js';
-import { OUTBOX_IDLE_MS, OUTBOX_RETRY_MS, PublishMode, READ_BATCH } from './options.js';
+import { BROKER_FULL_RETRY_MS, OUTBOX_IDLE_MS, OUTBOX_RETRY_MS, PublishMode, READ_BATCH } from './options.js';
 import { PubAckOrder } from './puback-order.js';
 
 /** The retention hold of the outbox: own entries the stream does not hold yet stay in the log. */
@@ -22,7 +22,9 @@ interface Waiter {
  */
 export class Outbox {
   /** Totals since start(). */
-  readonly counters = { published: 0, publishErrors: 0, messagesPublished: 0, ownEntriesSkipped: 0 };
+  readonly counters = { published: 0, publishErrors: 0, messagesPublished: 0, ownEntriesSkipped: 0, brokerStorageFull: 0 };
+  /** Since when the broker refuses this node's messages for lack of storage (ms since the epoch), if it does. */
+  #brokerFullSince: number | undefined;
   readonly #wakeup = new Wakeup();
   /** Local seq → writers waiting for the stream to hold it, in commit order. */
   readonly #waiters = new Map<number, Waiter[]>();
@@ -93,7 +95,9 @@ export class Outbox {
       if (failed) {
         await Promise.allSettled([...inflight]);
         failed = false;
-        await this.#wakeup.wait(OUTBOX_RETRY_MS);
+        // A broker without storage is asked again once a second, whatever commits meanwhile.
+        if (this.#brokerFullSince !== undefined) await Promise.race([new Promise((r) => setTimeout(r, BROKER_FULL_RETRY_MS)), this.ctx.stopped]);
+        else await this.#wakeup.wait(OUTBOX_RETRY_MS);
         // Start again from what the stream really holds: acknowledgements may have
         // been lost for messages it stored.
         try {
@@ -130,13 +134,26 @@ export class Outbox {
           .publish(names.entries(first.table), encodeBatch(batch), id, expected)
           .then(() => {
             // stored, or a duplicate of one stored before: shipped either way
+            if (this.#brokerFullSince !== undefined) {
+              log.info({ refusedForMs: Date.now() - this.#brokerFullSince, originSeq: first.originSeq }, 'nats: the broker stores this node\'s writes again; shipping what waited in the log');
+              this.#brokerFullSince = undefined;
+            }
             this.counters.messagesPublished++;
             this.counters.published += batch.length;
             this.#lastStoredId = id;
             this.#acked(first.originSeq, last.originSeq, last.seq);
           })
           .catch((err: Error) => {
-            if (!failed) log.warn({ err: err.message, originSeq: first.originSeq }, 'nats: publish failed; retrying from the first unacknowledged entry');
+            if (err instanceof PublishRefusedError && err.storageFull) {
+              this.counters.brokerStorageFull++;
+              if (this.#brokerFullSince === undefined) {
+                this.#brokerFullSince = Date.now();
+                log.error(
+                  { err: err.message, stream: names.ownStream, originSeq: first.originSeq },
+                  'nats: the broker refuses this node\'s writes: JetStream storage is full on the server holding its stream (max_file_store, an account limit, or its disk). Writes still commit here and wait in the log (per-write answers 504 REPLICA_ERR_SHIP_TIMEOUT); they are shipped, in order, once the server has room',
+                );
+              }
+            } else if (!failed) log.warn({ err: err.message, originSeq: first.originSeq }, 'nats: publish failed; retrying from the first unacknowledged entry');
             this.counters.publishErrors++;
             failed = true;
           })

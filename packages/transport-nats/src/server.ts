@@ -199,6 +199,8 @@ export interface NatsClusterOptions {
   readonly clusterTls?: (name: string) => NatsServerOptions['clusterTls'];
   /** GOMAXPROCS of every server (see {@link startNatsServer}). */
   readonly gomaxprocs?: number;
+  /** `max_file_store` of the server named `name` (default 8GB), e.g. a small one to fill up. */
+  readonly maxFileStore?: (name: string) => string | undefined;
 }
 
 /**
@@ -230,6 +232,7 @@ async function startNatsClusterOnce(o: NatsClusterOptions): Promise<{ servers: N
       const p = ports[i] as { client: number; cluster: number; http: number };
       const tls = o.tls?.(name);
       const clusterTls = o.names.length > 1 ? o.clusterTls?.(name) : undefined;
+      const maxFileStore = o.maxFileStore?.(name);
       servers[i] = await startNatsServer({
         name,
         host,
@@ -244,6 +247,7 @@ async function startNatsClusterOnce(o: NatsClusterOptions): Promise<{ servers: N
         ...(tls ? { tls } : {}),
         ...(clusterTls ? { clusterTls } : {}),
         ...(o.gomaxprocs !== undefined ? { gomaxprocs: o.gomaxprocs } : {}),
+        ...(maxFileStore !== undefined ? { maxFileStore } : {}),
       });
     }),
   );

@@ -261,4 +261,4 @@ class Nats implements NatsTransport {
 }
 
 /** The outbox counters before start(). */
-const IDLE_OUTBOX: Outbox['counters'] = { published: 0, publishErrors: 0, messagesPublished: 0, ownEntriesSkipped: 0 };
+const IDLE_OUTBOX: Outbox['counters'] = { published: 0, publishErrors: 0, messagesPublished: 0, ownEntriesSkipped: 0, brokerStorageFull: 0 };
