@@ -28,6 +28,8 @@ export interface ClusterOptions {
   readonly natsMode?: 'per-write' | 'batched';
   /** nats: the nats-server binary (default: Debian's /usr/sbin/nats-server, else PATH). */
   readonly natsServerBin?: string;
+  /** Node `name`'s DATA_DIR, e.g. on a filesystem of its own (default `<dir>/data/<name>`). */
+  readonly dataDir?: (name: string, index: number) => string | undefined;
   /** Extra environment for every node (LOG_LEVEL, WRITE_DURABILITY, …). */
   readonly env?: Readonly<Record<string, string>>;
   /** Extra environment for one node (applied after `env`), e.g. a clock offset for n2 only. */
@@ -52,6 +54,8 @@ export interface ClusterOptions {
    * servers it starts, at least 1 — on one host they share it as they would hosts.
    */
   readonly natsGomaxprocs?: number;
+  /** nats: `max_file_store` of node `name`'s nats-server (default 8GB): a JetStream store that fills up. */
+  readonly natsMaxFileStore?: (name: string) => string | undefined;
   /** Extra Node.js options for every node process (e.g. `--cpu-prof`). */
   readonly execArgv?: readonly string[];
   /** How long start-up and peer links may take. Default 30 s. */
@@ -137,12 +141,13 @@ export async function startCluster(opts: ClusterOptions): Promise<Cluster> {
   }
 
   const adminToken = opts.env?.['ADMIN_TOKEN'] ?? randomBytes(16).toString('hex');
+  const dataDirOf = (name: string, i: number) => opts.dataDir?.(name, i) ?? join(dir, 'data', name);
   const baseEnv = (name: string, i: number): Record<string, string> => ({
     PATH: process.env['PATH'] ?? '',
     NODE_NAME: name,
     HOST: host,
     PORT: String(httpPorts[i]),
-    DATA_DIR: join(dir, 'data', name),
+    DATA_DIR: dataDirOf(name, i),
     REPLICATION_TRANSPORT: opts.transport,
     LOG_LEVEL: 'info',
     ADMIN_TOKEN: adminToken,
@@ -196,6 +201,7 @@ export async function startCluster(opts: ClusterOptions): Promise<Cluster> {
       ...(opts.natsServerBin ? { bin: opts.natsServerBin } : {}),
       ...(opts.natsAuth ? { auth: opts.natsAuth, clusterAuth: opts.natsAuth } : {}),
       ...(serverTls ? { tls: (name: string) => ({ ...serverTls.server(name), verify: true }), clusterTls: serverTls.server } : {}),
+      ...(opts.natsMaxFileStore ? { maxFileStore: opts.natsMaxFileStore } : {}),
       gomaxprocs,
     });
     natsServers.push(...nats.servers);
@@ -232,7 +238,7 @@ export async function startCluster(opts: ClusterOptions): Promise<Cluster> {
     name,
     url: `http://${host}:${httpPorts[i]}`,
     pid: 0,
-    dataDir: join(dir, 'data', name),
+    dataDir: dataDirOf(name, i),
     logFile: join(dir, `${name}.log`),
   }));
 
@@ -337,7 +343,7 @@ export async function startCluster(opts: ClusterOptions): Promise<Cluster> {
     envs.push(baseEnv(name, i));
     Object.assign(envs[i] as Record<string, string>, server ? natsEnv(name, server) : await plexusEnv(i, [seed]));
     if (opts.nodeEnv) Object.assign(envs[i] as Record<string, string>, opts.nodeEnv(name, i));
-    nodes.push({ name, url: `http://${host}:${httpPorts[i]}`, pid: 0, dataDir: join(dir, 'data', name), logFile: join(dir, `${name}.log`) });
+    nodes.push({ name, url: `http://${host}:${httpPorts[i]}`, pid: 0, dataDir: dataDirOf(name, i), logFile: join(dir, `${name}.log`) });
     await admin(seed, 'POST', '/cluster/members', 201, server ? { name } : { name, address: `${host}:${replPorts[i]}` });
     await launch(i);
     return nodes[i] as ClusterNode;

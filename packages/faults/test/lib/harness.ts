@@ -59,6 +59,8 @@ export interface LoadOptions {
 export interface Load {
   readonly acked: string[];
   readonly failed: () => number;
+  /** Ids of the writes not answered 201, by `<node> <status>` (status 0: no answer). */
+  readonly refused: ReadonlyMap<string, readonly string[]>;
   readonly done: Promise<void>;
   /** Stops issuing requests; resolves when every request in flight has finished. */
   stop(): Promise<void>;
@@ -66,6 +68,13 @@ export interface Load {
 
 export function insertLoad(cluster: Cluster, o: LoadOptions): Load {
   const acked: string[] = [];
+  const refused = new Map<string, string[]>();
+  const refuse = (node: string, status: number, id: string) => {
+    const key = `${node} ${status}`;
+    const ids = refused.get(key);
+    if (ids) ids.push(id);
+    else refused.set(key, [id]);
+  };
   let failed = 0;
   let next = 0;
   let stopped = false;
@@ -89,11 +98,13 @@ export function insertLoad(cluster: Cluster, o: LoadOptions): Load {
         if (r.status === 201) acked.push(id);
         else {
           failed++;
+          refuse(node?.name ?? '?', r.status, id);
           // DEBUG_LOAD=1 shows what a refused write was answered (a scenario expecting none failing).
           if (process.env['DEBUG_LOAD']) console.log('load: refused', node?.name, r.status, body.slice(0, 200));
         }
       } catch {
         failed++; // the node is down, frozen or too slow: not acknowledged
+        refuse(node?.name ?? '?', 0, id);
         await sleep(20);
       }
     }
@@ -102,6 +113,7 @@ export function insertLoad(cluster: Cluster, o: LoadOptions): Load {
   return {
     acked,
     failed: () => failed,
+    refused,
     done,
     stop: async () => {
       stopped = true;
