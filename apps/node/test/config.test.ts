@@ -93,6 +93,17 @@ describe('loadConfig', () => {
     expect(() => loadConfig({ LOG_PRUNE_INTERVAL_MS: '10' })).toThrow(/LOG_PRUNE_INTERVAL_MS must be an integer from 100/);
   });
 
+  it('takes the free-space floor as bytes or a share of the filesystem, by default 5 % capped at 1 GiB', () => {
+    expect(loadConfig({}).minFree).toEqual({ share: 0.05, maxBytes: 1024 ** 3 });
+    expect(loadConfig({ MIN_FREE_BYTES: '0' }).minFree).toEqual({ bytes: 0 });
+    expect(loadConfig({ MIN_FREE_BYTES: '104857600' }).minFree).toEqual({ bytes: 104_857_600 });
+    expect(loadConfig({ MIN_FREE_BYTES: '10%' }).minFree).toEqual({ share: 0.1 });
+    expect(loadConfig({ MIN_FREE_BYTES: '2.5%' }).minFree).toEqual({ share: 0.025 });
+    for (const bad of ['0%', '51%', '-1', '1e9', '5 %', '100MB', 'lots']) {
+      expect(() => loadConfig({ MIN_FREE_BYTES: bad }), bad).toThrow(/MIN_FREE_BYTES must be a number of bytes \(0 for no floor\) or a percentage/);
+    }
+  });
+
   it('accepts only plain decimal integers', () => {
     for (const port of ['0x1F90', '8e3', ' 8080 ', '8080.0', '-1', '']) {
       if (port === '') expect(loadConfig({ PORT: port }).port).toBe(8080);

@@ -6,7 +6,9 @@ import { closeSync, openSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { mountTmpfs, tmpfsUnavailable, type TmpfsMount } from '@replica/transport-api/testing/tmpfs';
-import { startNode, type NodeProcess } from './helpers.js';
+import { Store } from '@replica/storage';
+import { buildApp } from '../src/index.js';
+import { startNode, testConfig, type NodeProcess } from './helpers.js';
 
 const MiB = 1024 * 1024;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -159,5 +161,38 @@ describe.skipIf(noTmpfs !== undefined)(`a standalone node on a 3 MiB filesystem$
     }
     expect((await fetch(`${url}/ready`)).status).toBe(200);
     expect(node.child.exitCode).toBeNull();
+  });
+  it('a commit failure that is not for lack of space: 503 REPLICA_ERR_STORAGE_FAILED, reads served, /health 503 so that a supervisor restarts it', async () => {
+    mount = mountTmpfs(3 * MiB);
+    // A real failed commit (the tmpfs fills up) on a filesystem that reports plenty of
+    // room: what an I/O error of a failing disk looks like to the node.
+    const store = Store.open({ path: mount.dir, nodeName: 'standalone', pruneIntervalMs: 0, spaceCheckIntervalMs: 100, statFs: () => ({ freeBytes: 500 * MiB, totalBytes: 1024 * MiB }) });
+    const app = buildApp(testConfig(), { store });
+    try {
+      const acked: string[] = [];
+      let refused: { statusCode: number; body: Answer['body'] } | undefined;
+      for (let i = 0; i < 20_000 && !refused; i++) {
+        const batch = await Promise.all(Array.from({ length: 16 }, (_, j) => app.inject({ method: 'POST', url: '/items', headers: { 'content-type': 'application/json' }, payload: JSON.stringify({ id: `a-${i}-${j}`, pad: 'x'.repeat(380) }) })));
+        for (const [j, r] of batch.entries()) {
+          if (r.statusCode === 201) acked.push(`a-${i}-${j}`);
+          else refused ??= { statusCode: r.statusCode, body: r.json() };
+        }
+      }
+      expect(refused).toMatchObject({ statusCode: 503, body: { code: 'REPLICA_ERR_STORAGE_FAILED' } });
+      const health = await app.inject({ url: '/health' });
+      expect([health.statusCode, health.json().code]).toEqual([503, 'REPLICA_ERR_UNAVAILABLE']);
+      const ready = await app.inject({ url: '/ready' });
+      expect(ready.statusCode).toBe(503);
+      expect(ready.json().reason).toMatch(/storage failed/);
+      expect((await app.inject({ url: `/items/${acked[0]}` })).statusCode).toBe(200);
+      expect((await app.inject({ url: '/metrics' })).body).toMatch(/^replica_storage_state\{state="failed"\} 1$/m);
+      mount.resize(64 * MiB);
+      await sleep(300);
+      const late = await app.inject({ method: 'POST', url: '/items', headers: { 'content-type': 'application/json' }, payload: '{"id":"late"}' });
+      expect([late.statusCode, late.json().code], 'it does not retry by itself').toEqual([503, 'REPLICA_ERR_STORAGE_FAILED']);
+    } finally {
+      await app.close();
+      await store.close();
+    }
   });
 });

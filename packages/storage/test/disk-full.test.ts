@@ -4,7 +4,7 @@
 // half-written. Vitest fails the run on any unhandled rejection, which is how lmdb-js's
 // "Commit failed" used to take the node down.
 import { afterEach, describe, expect, it } from 'vitest';
-import { StorageFullError, type LogEntry, type RecordValue } from '@replica/transport-api';
+import { StorageFailedError, StorageFullError, type LogEntry, type RecordValue } from '@replica/transport-api';
 import { mountTmpfs, tmpfsUnavailable, type TmpfsMount } from '@replica/transport-api/testing/tmpfs';
 import { Store, type StoreOptions } from '../src/index.js';
 import { isLackOfSpace, minFreeBytes } from '../src/space.js';
@@ -253,5 +253,29 @@ describe.skipIf(noTmpfs !== undefined)(`a store on a filesystem that fills up${n
     acked.push(...again.acked);
     expect(store.lastSeq()).toBe(acked.length + 1);
     expect(store.verify()).toEqual([]);
+  });
+  it('tells a failure that is not for lack of space apart: StorageFailedError, reads go on, no retry even once space returns', async () => {
+    // An I/O error while the filesystem reports plenty of room is what a failing disk
+    // looks like: here a real failed commit (the tmpfs is full), measured as roomy.
+    const store = open('n1', { statFs: () => ({ freeBytes: 500 * MiB, totalBytes: 1024 * MiB }) });
+    const { acked, refused } = await fill(store, 'a', { concurrency: 16, maxWrites: 20_000, maxMs: 30_000, stopAfterRefusals: 20 });
+    expect(refused.length).toBeGreaterThanOrEqual(20);
+    for (const err of refused) expect(err).toBeInstanceOf(StorageFailedError);
+    expect(store.storage().state).toBe('failed');
+    expect(store.storage().cause?.message).toMatch(/./);
+    expect(store.storage().reason).toMatch(/restart the node/);
+    for (const id of acked) expect(store.get('items', id)?.id).toBe(id);
+    expect(store.verify()).toEqual([]);
+    (mount as TmpfsMount).resize(64 * MiB);
+    await sleep(500);
+    expect(store.storage().state, 'a failed store does not retry by itself').toBe('failed');
+    await expect(store.put('items', { id: 'late' })).rejects.toBeInstanceOf(StorageFailedError);
+    // a reopened store (a restart) takes writes again
+    const path = (mount as TmpfsMount).dir;
+    await store.close();
+    const again = stores.open('n1', { minFree: { bytes: 0 } }, path);
+    await again.put('items', { id: 'late' });
+    expect(again.lastSeq()).toBe(acked.length + 1);
+    expect(again.verify()).toEqual([]);
   });
 });
