@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Store } from '@replica/storage';
-import { runTransportSuite, suiteNode, type SuiteCluster, type SuiteNode } from '@replica/transport-api/testing';
+import { refusingNode, runTransportSuite, suiteNode, type RefusingNode, type SuiteCluster, type SuiteNode } from '@replica/transport-api/testing';
 import { MemoryNetwork, memoryTransport } from '../src/index.js';
 
 function node(store: Store, network: MemoryNetwork): SuiteNode & { store: Store } {
@@ -11,16 +11,27 @@ function node(store: Store, network: MemoryNetwork): SuiteNode & { store: Store 
 
 runTransportSuite({
   name: 'memory',
-  capabilities: { confirm: true, wipe: true },
+  capabilities: { confirm: true, wipe: true, refuse: true },
   async setup(size): Promise<SuiteCluster> {
     const network = new MemoryNetwork();
     const root = mkdtempSync(join(tmpdir(), 'replica-memory-'));
     const open = (i: number) => Store.open({ path: join(root, `n${i}`), nodeName: `n${i}`, pruneIntervalMs: 0 });
     const nodes = Array.from({ length: size }, (_, i) => node(open(i), network));
-    for (const n of nodes) await n.transport.start(n.store);
+    const gates: RefusingNode[] = nodes.map((n) => refusingNode(n.store));
+    for (const [i, n] of nodes.entries()) await n.transport.start((gates[i] as RefusingNode).node);
     let down = false;
     return {
       nodes,
+      refuseWrites(i) {
+        const gate = gates[i] as RefusingNode;
+        const release = gate.refuse();
+        return {
+          get refused() {
+            return gate.refused;
+          },
+          release,
+        };
+      },
       async stopNode(i) {
         const n = nodes[i] as SuiteNode & { store: Store };
         await n.transport.stop();
@@ -29,7 +40,8 @@ runTransportSuite({
       async startNode(i) {
         const n = node(open(i), network);
         nodes[i] = n;
-        await n.transport.start(n.store);
+        gates[i] = refusingNode(n.store);
+        await n.transport.start((gates[i] as RefusingNode).node);
       },
       async wipeNode(i) {
         rmSync(join(root, `n${i}`), { recursive: true, force: true });

@@ -5,7 +5,7 @@ import { natsCluster } from './helpers.js';
 for (const mode of ['per-write', 'batched'] as const) {
   runTransportSuite({
     name: `nats ${mode}`,
-    capabilities: { confirm: true, wipe: true },
+    capabilities: { confirm: true, wipe: true, refuse: true },
     setup: (size) => natsCluster(size, mode),
   });
 }

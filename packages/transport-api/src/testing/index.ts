@@ -2,6 +2,9 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { TransportStateError } from '../errors.js';
 import { whenPeersConnected } from '../ready.js';
 import type { Cursors, LocalNode, LogEntry, RecordValue, ReplicationTransport } from '../types.js';
+import { refusingNode, type RefusingNode } from './refusing.js';
+
+export { refusingNode, type RefusingNode } from './refusing.js';
 
 /** One node of a cluster under test: its transport and a handle on its store. */
 export interface SuiteNode {
@@ -57,9 +60,21 @@ export async function startSuiteCluster<N extends ClosableNode>(o: {
 }): Promise<SuiteCluster & { readonly nodes: N[] }> {
   const { rmSync } = await import('node:fs');
   const nodes = Array.from({ length: o.size }, (_, i) => o.make(i));
+  // Each transport sees its store through a gate that can refuse writes like a full disk.
+  const gates: RefusingNode[] = nodes.map((n) => refusingNode(n.store));
   let down = false;
   const cluster = {
     nodes,
+    refuseWrites(i: number) {
+      const gate = gates[i] as RefusingNode;
+      const release = gate.refuse();
+      return {
+        get refused() {
+          return gate.refused;
+        },
+        release,
+      };
+    },
     async stopNode(i: number) {
       const n = nodes[i] as N;
       await n.transport.stop();
@@ -68,7 +83,8 @@ export async function startSuiteCluster<N extends ClosableNode>(o: {
     async startNode(i: number) {
       const n = o.make(i);
       nodes[i] = n;
-      await n.transport.start(n.store);
+      gates[i] = refusingNode(n.store);
+      await n.transport.start((gates[i] as RefusingNode).node);
     },
     async wipeNode(i: number) {
       rmSync(o.dataDir(i), { recursive: true, force: true });
@@ -82,7 +98,7 @@ export async function startSuiteCluster<N extends ClosableNode>(o: {
     },
   };
   try {
-    for (const n of nodes) await n.transport.start(n.store);
+    for (const [i, n] of nodes.entries()) await n.transport.start((gates[i] as RefusingNode).node);
   } catch (err) {
     await cluster.teardown();
     throw err;
@@ -99,6 +115,11 @@ export interface SuiteCluster {
   startNode(i: number): Promise<void>;
   /** Deletes node i's data while it is stopped (a node that lost its disk). Needed by capability `wipe`. */
   wipeNode?(i: number): Promise<void>;
+  /**
+   * Makes node i's store refuse replicated writes as a full disk does (`StorageFullError`,
+   * see {@link refusingNode}) until `release()`; `refused` counts the writes it refused. Needed by capability `refuse`.
+   */
+  refuseWrites?(i: number): { readonly refused: number; release(): void };
   /** Stops everything and removes every file and process the setup made. Must not throw if already torn down. */
   teardown(): Promise<void>;
 }
@@ -113,6 +134,8 @@ export interface TransportSuiteOptions {
     readonly confirm?: boolean;
     /** The cluster implements `wipeNode`. */
     readonly wipe?: boolean;
+    /** The cluster implements `refuseWrites` (`startSuiteCluster` does). */
+    readonly refuse?: boolean;
   };
   /** How long convergence may take in one test. Default 20 s. */
   readonly convergeTimeoutMs?: number;
@@ -274,6 +297,30 @@ export function runTransportSuite(opts: TransportSuiteOptions): void {
       await a.put('t', { id: 'after-wipe' });
       await converged(c.nodes, timeout);
       expect(b.get('t', 'after-wipe')).toEqual({ id: 'after-wipe' });
+    });
+
+    it.skipIf(!caps.refuse)('a node whose store refuses writes (a full disk) holds the stream back, confirms nothing it did not apply, and catches up once it takes writes again', async () => {
+      const c = await start(2);
+      const [a, b] = c.nodes as [SuiteNode, SuiteNode];
+      await a.put('t', { id: 'before' });
+      await converged(c.nodes, timeout);
+      const full = (c.refuseWrites as NonNullable<SuiteCluster['refuseWrites']>)(1);
+      await Promise.all(Array.from({ length: 60 }, (_, i) => a.put('t', { id: `held-${i}` })));
+      // b's transport tried and was refused; from then on it applies and confirms nothing
+      await eventually(() => full.refused > 0, timeout, () => 'b was never refused a write');
+      const refused = full.refused;
+      await new Promise((r) => setTimeout(r, 1000));
+      expect(full.refused, 'it waits for the store instead of retrying').toBe(refused);
+      expect(b.tables().t?.count, 'nothing applied while refusing').toBe(1);
+      expect(a.transport.status().peers.find((p) => p.name === b.name)?.lagEntries, 'nothing confirmed while refusing').toBeGreaterThanOrEqual(60);
+      // the transport is not stuck: it still runs and takes this node's own writes out
+      await b.put('t', { id: 'from-b' });
+      full.release();
+      await a.put('t', { id: 'after' });
+      await converged(c.nodes, timeout);
+      expect(b.tables().t?.count).toBe(63);
+      expectContiguousLog(b);
+      await eventually(() => a.transport.status().peers.every((p) => p.lagEntries === 0), timeout, () => JSON.stringify(a.transport.status().peers));
     });
 
     it('status() lists every peer and reaches zero lag', async () => {
