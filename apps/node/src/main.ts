@@ -92,16 +92,22 @@ async function main(): Promise<void> {
     logger.fatal({ err: reason }, 'unhandled rejection; exiting');
     process.exit(1);
   });
-  const store = Store.open({
-    logger: logger.child({ component: 'store' }),
-    path: config.dataDir,
-    nodeName: config.nodeName,
-    durability: config.durability,
-    minFree: config.minFree,
-    retention: config.retention,
-    pruneIntervalMs: config.pruneIntervalMs,
-    ...(config.clockOffsetMs !== 0 ? { wallClock: () => Date.now() + config.clockOffsetMs } : {}),
-  });
+  let store: Store;
+  try {
+    store = Store.open({
+      logger: logger.child({ component: 'store' }),
+      path: config.dataDir,
+      nodeName: config.nodeName,
+      durability: config.durability,
+      minFree: config.minFree,
+      retention: config.retention,
+      pruneIntervalMs: config.pruneIntervalMs,
+      ...(config.clockOffsetMs !== 0 ? { wallClock: () => Date.now() + config.clockOffsetMs } : {}),
+    });
+  } catch (err) {
+    logger.fatal({ err, dataDir: config.dataDir }, 'cannot open the store');
+    process.exit(1);
+  }
   let transport: ReplicationTransport | undefined;
   try {
     transport = transportFromConfig(config.transport, { logger: logger.child({ component: 'replication' }) });

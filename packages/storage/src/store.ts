@@ -1,7 +1,10 @@
+import { existsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { open, type Database, type Key, type RootDatabase } from 'lmdb';
 import {
   InvalidTableError,
   RecordExistsError,
+  StorageFullError,
   isStoredTableName,
   StoreClosedError,
   compareVersions,
@@ -62,6 +65,8 @@ export type Durability = 'committed' | 'flushed';
 type StagedWrite = [db: Database<unknown, Key>, key: Key, value: unknown];
 /** The value of a staged removal. */
 const REMOVE = Symbol('remove');
+/** Free space a new store needs (its lock file, meta pages and first commits). */
+export const NEW_STORE_MIN_FREE_BYTES = 256 * 1024;
 const noop = () => {};
 
 export interface StoreOptions {
@@ -152,6 +157,8 @@ export class Store implements LocalNode {
   #probing = false;
   /** The newest batch this store saw end failed. */
   #lastCommitFailed = false;
+  /** A commit was staged in the batch now open: its end advances the guard. */
+  #batchHasCommits = false;
   /**
    * The number of the next commit (batch) as the guard counts them: every write is staged
    * conditional on the guard holding the number of the batch before it, and each batch
@@ -218,8 +225,29 @@ export class Store implements LocalNode {
     }
   }
 
-  /** Opens (or creates) the store at `options.path`. */
+  /**
+   * Opens (or creates) the store at `options.path`. Creating one needs
+   * {@link NEW_STORE_MIN_FREE_BYTES} free: LMDB maps its new lock file and touching a page
+   * of it on a full filesystem kills the process with SIGBUS, so a new store on a full
+   * disk is refused with {@link StorageFullError} instead. An existing store opens on a
+   * full disk (it serves reads; see {@link storage}).
+   */
   static open(options: StoreOptions): Store {
+    const fresh = !existsSync(join(options.path, 'data.mdb')) || !existsSync(join(options.path, 'lock.mdb'));
+    if (fresh) {
+      let free: number | undefined;
+      try {
+        // the directory may not exist yet: measure where it will be created
+        let dir = options.path;
+        while (!existsSync(dir) && dirname(dir) !== dir) dir = dirname(dir);
+        free = (options.statFs ?? statFs)(dir).freeBytes;
+      } catch {
+        // cannot be measured: lmdb-js tries, and says so if it cannot
+      }
+      if (free !== undefined && free < NEW_STORE_MIN_FREE_BYTES) {
+        throw new StorageFullError('noSpace', free, NEW_STORE_MIN_FREE_BYTES, { detail: `cannot create a store in ${options.path}: ${free} bytes free on its filesystem, at least ${NEW_STORE_MIN_FREE_BYTES} needed` });
+      }
+    }
     // overlappingSync: a commit resolves once visible; `flushed` waits for the disk sync.
     const env = open({ path: options.path, overlappingSync: true });
     return new Store(env, options);
@@ -612,6 +640,7 @@ export class Store implements LocalNode {
     const seqAfter = this.#seq;
     const staged = this.#staged;
     this.#staged = [];
+    this.#batchHasCommits = true;
     const written = this.#guard.ifVersion(GUARD_KEY, this.#chain, () => {
       for (const [db, key, value] of ops) {
         if (value === REMOVE) void db.remove(key);
@@ -750,7 +779,10 @@ export class Store implements LocalNode {
    * batch's other writes.
    */
   #flushMeta(): void {
-    if (this.#closed) return; // close()'s empty batch
+    // A batch without commits (close()'s empty one, the probe of a store without a guard
+    // counter) has nothing to guard.
+    if (!this.#batchHasCommits) return;
+    this.#batchHasCommits = false;
     const chain = this.#chain++;
     const written = this.#guard.ifVersion(GUARD_KEY, chain, () => {
       for (const origin of this.#dirtyCursors) void this.#meta.put(cursorKey(origin), this.#cursors.get(origin));

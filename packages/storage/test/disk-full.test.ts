@@ -278,4 +278,26 @@ describe.skipIf(noTmpfs !== undefined)(`a store on a filesystem that fills up${n
     expect(again.lastSeq()).toBe(acked.length + 1);
     expect(again.verify()).toEqual([]);
   });
+  it('refuses to create a new store on a full filesystem, instead of dying of SIGBUS in LMDB\'s lock file', async () => {
+    mount = mountTmpfs(3 * MiB);
+    const { closeSync, openSync, writeSync } = await import('node:fs');
+    const fd = openSync(`${mount.dir}/ballast`, 'w');
+    try {
+      for (;;) writeSync(fd, Buffer.alloc(64 * 1024));
+    } catch (err) {
+      expect((err as NodeJS.ErrnoException).code).toBe('ENOSPC');
+    } finally {
+      closeSync(fd);
+    }
+    const err = (() => {
+      try {
+        stores.open('n1', {}, `${mount.dir}/data`);
+      } catch (e) {
+        return e;
+      }
+      return undefined;
+    })();
+    expect(err).toBeInstanceOf(StorageFullError);
+    expect((err as Error).message).toMatch(/cannot create a store in .*: 0 bytes free/);
+  });
 });

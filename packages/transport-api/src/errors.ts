@@ -113,13 +113,15 @@ export class StorageFullError extends ReplicaError {
     readonly freeBytes: number | undefined,
     /** The floor below which local writes are refused (0: none). */
     readonly minFreeBytes: number,
-    options?: { cause?: unknown },
+    options?: { cause?: unknown; detail?: string },
   ) {
     super(
-      reason === 'lowSpace'
-        ? `storage nearly full: ${freeBytes ?? '?'} bytes free on the data directory's filesystem, below the floor of ${minFreeBytes} (MIN_FREE_BYTES); local writes are refused, reads and replication go on`
-        : `storage full: a commit found no space on the data directory's filesystem; writes are refused until space returns, reads go on`,
-      options,
+      options?.detail !== undefined
+        ? `storage full: ${options.detail}`
+        : reason === 'lowSpace'
+          ? `storage nearly full: ${freeBytes ?? '?'} bytes free on the data directory's filesystem, below the floor of ${minFreeBytes} (MIN_FREE_BYTES); local writes are refused, reads and replication go on`
+          : `storage full: a commit found no space on the data directory's filesystem; writes are refused until space returns, reads go on`,
+      options?.cause !== undefined ? { cause: options.cause } : undefined,
     );
   }
 }
