@@ -39,7 +39,7 @@ export function adminRoutes(adminToken: string | undefined, membership: Membersh
     });
 
     const addBody = { type: 'object', properties: { name: { type: 'string' }, address: { type: 'string', description: 'host:port of its replication (plexus)' } }, required: ['name'], additionalProperties: false } as const;
-    admin.post<{ Body: unknown }>('/members', adminSchema('Add a member', { body: addBody, ok: { 201: member }, errors: ['REPLICA_ERR_MEMBER_INVALID', 'REPLICA_ERR_MEMBER_EXISTS', 'REPLICA_ERR_MEMBERSHIP_UNAVAILABLE'] }), async (req, reply) => {
+    admin.post<{ Body: unknown }>('/members', adminSchema('Add a member', { body: addBody, ok: { 201: member }, errors: ['REPLICA_ERR_MEMBER_INVALID', 'REPLICA_ERR_MEMBER_EXISTS', 'REPLICA_ERR_MEMBERSHIP_UNAVAILABLE', 'REPLICA_ERR_STORAGE_FULL', 'REPLICA_ERR_STORAGE_FAILED'] }), async (req, reply) => {
       const { name, address } = objectBody(req.body, '{"name": "n4", "address": "host:port"}', ['name', 'address']);
       if (typeof name !== 'string') throw new InvalidMemberError('name: a string is required');
       if (address !== undefined && typeof address !== 'string') throw new InvalidMemberError('address: must be a string (host:port)');
@@ -52,7 +52,7 @@ export function adminRoutes(adminToken: string | undefined, membership: Membersh
       adminSchema('Remove a member: it is disconnected everywhere and its certificate refused from then on', {
         params: nameParam,
         ok: { 200: member },
-        errors: ['REPLICA_ERR_MEMBER_INVALID', 'REPLICA_ERR_MEMBER_NOT_FOUND', 'REPLICA_ERR_MEMBER_REMOVAL_REFUSED', 'REPLICA_ERR_MEMBERSHIP_UNAVAILABLE'],
+        errors: ['REPLICA_ERR_MEMBER_INVALID', 'REPLICA_ERR_MEMBER_NOT_FOUND', 'REPLICA_ERR_MEMBER_REMOVAL_REFUSED', 'REPLICA_ERR_MEMBERSHIP_UNAVAILABLE', 'REPLICA_ERR_STORAGE_FULL', 'REPLICA_ERR_STORAGE_FAILED'],
       }),
       async (req) => membership.remove(req.params.name),
     );
@@ -79,7 +79,7 @@ export function joinRoute(membership: Membership, signer: JoinSigner | undefined
       tags: ['cluster'],
       summary: 'Join with a one-time token and a certificate request: answers the signed certificate and the CA, and adds the node',
       body: joinBody,
-      response: { 201: anyObject, ...errorResponses(['REPLICA_ERR_JOIN_DISABLED', 'REPLICA_ERR_JOIN_TOKEN_INVALID', 'REPLICA_ERR_MEMBER_INVALID', 'REPLICA_ERR_MEMBER_EXISTS'], { body: true }) },
+      response: { 201: anyObject, ...errorResponses(['REPLICA_ERR_JOIN_DISABLED', 'REPLICA_ERR_JOIN_TOKEN_INVALID', 'REPLICA_ERR_MEMBER_INVALID', 'REPLICA_ERR_MEMBER_EXISTS', 'REPLICA_ERR_STORAGE_FULL', 'REPLICA_ERR_STORAGE_FAILED'], { body: true }) },
     };
     app.post<{ Body: unknown }>('/cluster/join', { schema }, async (req, reply) => {
       if (!signer) throw new JoinDisabledError();

@@ -75,7 +75,7 @@ const confirmHeader = {
   properties: { 'x-replicate-confirm': { type: 'string', pattern: '^[0-9]{1,4}$', description: 'Answer only once this many peers applied the write.' } },
 } as const;
 /** What a write can be refused for, besides its own checks. */
-const WRITE_ERRORS = ['REPLICA_ERR_AUTH_REQUIRED', 'REPLICA_ERR_TABLE_INVALID', 'REPLICA_ERR_CONFIRM_INVALID', 'REPLICA_ERR_CONFIRM_TIMEOUT', 'REPLICA_ERR_SHIP_TIMEOUT', 'REPLICA_ERR_UNAVAILABLE', 'REPLICA_ERR_STORE_CLOSED'] as const;
+const WRITE_ERRORS = ['REPLICA_ERR_AUTH_REQUIRED', 'REPLICA_ERR_TABLE_INVALID', 'REPLICA_ERR_CONFIRM_INVALID', 'REPLICA_ERR_CONFIRM_TIMEOUT', 'REPLICA_ERR_SHIP_TIMEOUT', 'REPLICA_ERR_UNAVAILABLE', 'REPLICA_ERR_STORE_CLOSED', 'REPLICA_ERR_STORAGE_FULL', 'REPLICA_ERR_STORAGE_FAILED'] as const;
 
 /**
  * Builds the REST node as a fastify instance that is not listening yet. The caller
