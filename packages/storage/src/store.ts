@@ -248,8 +248,10 @@ export class Store implements LocalNode {
         throw new StorageFullError('noSpace', free, NEW_STORE_MIN_FREE_BYTES, { detail: `cannot create a store in ${options.path}: ${free} bytes free on its filesystem, at least ${NEW_STORE_MIN_FREE_BYTES} needed` });
       }
     }
-    // overlappingSync: a commit resolves once visible; `flushed` waits for the disk sync.
-    const env = open({ path: options.path, overlappingSync: true });
+    // overlappingSync: a commit resolves once visible; `flushed` waits for the disk sync,
+    // of that very batch (separateFlushed): env.flushed waits for the newest batch, and
+    // a failed batch is never flushed.
+    const env = open({ path: options.path, overlappingSync: true, separateFlushed: true });
     return new Store(env, options);
   }
 
@@ -651,7 +653,7 @@ export class Store implements LocalNode {
     try {
       if (!(await written)) throw new Error('not written: a commit staged before it failed');
       this.#lastCommitFailed = false;
-      if (this.durability === 'flushed') await this.#env.flushed;
+      if (this.durability === 'flushed') await ((written as Promise<boolean> & { flushed?: Promise<void> }).flushed ?? this.#env.flushed);
       if (seqAfter > this.#committedSeq) {
         this.#committedSeq = seqAfter;
         this.#queueNotify();

@@ -119,8 +119,8 @@ describe.skipIf(noTmpfs !== undefined)(`a store on a filesystem that fills up${n
     return stores.open(name, { minFree: { bytes: 0 }, spaceCheckIntervalMs: 100, ...opts }, mount.dir);
   };
 
-  it('refuses the commit that found no space as a whole, serves reads, and takes writes again once space returns', async () => {
-    const store = open('n1');
+  it.each(['committed', 'flushed'] as const)('refuses the commit that found no space as a whole, serves reads, and takes writes again once space returns (durability %s)', async (durability) => {
+    const store = open('n1', { durability });
     const { acked, refused } = await fill(store, 'a', { concurrency: 32, maxWrites: 20_000, maxMs: 30_000, stopAfterRefusals: 200 });
     expect(refused.length, 'the disk filled up').toBeGreaterThanOrEqual(200);
     expect(acked.length, 'writes were acknowledged before it did').toBeGreaterThan(500);
@@ -155,7 +155,7 @@ describe.skipIf(noTmpfs !== undefined)(`a store on a filesystem that fills up${n
     // and a reopened store holds exactly what was acknowledged
     const path = (mount as TmpfsMount).dir;
     await store.close();
-    const again = stores.open('n1', { minFree: { bytes: 0 } }, path);
+    const again = stores.open('n1', { minFree: { bytes: 0 }, durability }, path);
     expect(again.lastSeq()).toBe(acked.length + 500);
     for (const id of [...acked, ...more.acked]) expect(again.get('items', id)?.id).toBe(id);
     expect(again.verify()).toEqual([]);
