@@ -84,6 +84,22 @@ describe.skipIf(noTmpfs !== undefined).each(TRANSPORTS)(`a disk that fills up, o
     return until(c, async () => (await fetch(`${url}/ready`, { signal: AbortSignal.timeout(2000) })).status === 200, 30_000, `${c.nodes[i]?.name} ready again after the disk grew`);
   };
 
+  /**
+   * The end both scenarios share: space returns on node i, writes go to every node again,
+   * and the usual check runs (every acknowledged write everywhere, one digest, no process
+   * exited). `note` gets how long node i took to be ready again.
+   */
+  const recoverAndCheck = async (c: Cluster, i: number, o: { scenario: string; seed: number; prefix: string; acked: readonly string[]; pids: readonly number[]; note: (recoveryMs: number) => string }): Promise<void> => {
+    const recoveryMs = await spaceReturns(c, i);
+    const after = insertLoad(c, { targets: () => [0, 1, 2], prefix: o.prefix, concurrency: 6, maxWrites: 150, maxMs: 30_000 });
+    await after.done;
+    expect(after.failed(), `${JSON.stringify(refusals(after))}\n${logsOf(c)}`).toBe(0);
+    const acked = [...o.acked, ...after.acked];
+    const r = await checkConverged(c, { acked });
+    expect(exitedNodes(c, o.pids), 'no node process exited').toEqual([]);
+    recordResult({ scenario: o.scenario, transport, acked: acked.length, lost: r.lost, convergeMs: r.convergeMs, peakRssMiB: peakRssMiB(c), seed: o.seed, note: o.note(recoveryMs) });
+  };
+
   it('the writer\'s disk fills under load, then space returns', async () => {
     const scenario = 'writer\'s disk fills (3 MiB), then grows';
     const { seed } = seeded(`${transport}/${scenario}`);
@@ -106,23 +122,7 @@ describe.skipIf(noTmpfs !== undefined).each(TRANSPORTS)(`a disk that fills up, o
     const ready = await fetch(`${c.nodes[0]?.url}/ready`);
     expect(ready.status).toBe(503);
     expect(((await ready.json()) as { reason: string }).reason).toMatch(/storage full/);
-    const recoveryMs = await spaceReturns(c, 0);
-    const after = insertLoad(c, { targets: () => [0, 1, 2], prefix: 'w2', concurrency: 6, maxWrites: 150, maxMs: 30_000 });
-    await after.done;
-    expect(after.failed(), `${JSON.stringify(refusals(after))}\n${logsOf(c)}`).toBe(0);
-    const acked = [...load.acked, ...after.acked];
-    const r = await checkConverged(c, { acked });
-    expect(exitedNodes(c, pids), 'no node process exited').toEqual([]);
-    recordResult({
-      scenario,
-      transport,
-      acked: acked.length,
-      lost: r.lost,
-      convergeMs: r.convergeMs,
-      peakRssMiB: peakRssMiB(c),
-      seed,
-      note: `n1 full after ${(fillMs / 1000).toFixed(1)} s; ${n1Refused} writes refused with 507 (${n1.refusedWrites['low']} below the floor, ${n1.refusedWrites['full']} full); ready again ${(recoveryMs / 1000).toFixed(1)} s after the disk grew; no process exited`,
-    });
+    await recoverAndCheck(c, 0, { scenario, seed, prefix: 'w2', acked: load.acked, pids, note: (recoveryMs) => `n1 full after ${(fillMs / 1000).toFixed(1)} s; ${n1Refused} writes refused with 507 (${n1.refusedWrites['low']} below the floor, ${n1.refusedWrites['full']} full); ready again ${(recoveryMs / 1000).toFixed(1)} s after the disk grew; no process exited` });
   });
 
   it('a follower\'s disk fills under load, then space returns', async () => {
@@ -140,23 +140,7 @@ describe.skipIf(noTmpfs !== undefined).each(TRANSPORTS)(`a disk that fills up, o
     expect(n3.failedCommits).toBeGreaterThan(0);
     const behind = (await status(c.nodes[2]?.url as string)).tables['items']?.count ?? 0;
     expect(behind, 'n3 is behind while full').toBeLessThan(load.acked.length);
-    const recoveryMs = await spaceReturns(c, 2);
-    const after = insertLoad(c, { targets: () => [0, 1, 2], prefix: 'f2', concurrency: 6, maxWrites: 150, maxMs: 30_000 });
-    await after.done;
-    expect(after.failed(), `${JSON.stringify(refusals(after))}\n${logsOf(c)}`).toBe(0);
-    const acked = [...load.acked, ...after.acked];
-    const r = await checkConverged(c, { acked });
-    expect(exitedNodes(c, pids), 'no node process exited').toEqual([]);
-    recordResult({
-      scenario,
-      transport,
-      acked: acked.length,
-      lost: r.lost,
-      convergeMs: r.convergeMs,
-      peakRssMiB: peakRssMiB(c),
-      seed,
-      note: `n3 full after ${(fillMs / 1000).toFixed(1)} s holding ${behind} records; 0 writes refused (n3 took none); n3 caught up and ready ${(recoveryMs / 1000).toFixed(1)} s after its disk grew; no process exited`,
-    });
+    await recoverAndCheck(c, 2, { scenario, seed, prefix: 'f2', acked: load.acked, pids, note: (recoveryMs) => `n3 full after ${(fillMs / 1000).toFixed(1)} s holding ${behind} records; 0 writes refused (n3 took none); n3 caught up and ready ${(recoveryMs / 1000).toFixed(1)} s after its disk grew; no process exited` });
   });
 });
 
