@@ -114,7 +114,7 @@ export function buildApp(config: Config, deps: AppDeps): FastifyInstance {
   const readiness = new ReadinessCheck(store, transport, membership);
   // Only JSON bodies: without this, fastify would hand text/plain bodies over as strings.
   app.removeContentTypeParser('text/plain');
-  const metrics = new Metrics({ version: VERSION, transport: transport?.kind ?? 'none' });
+  const metrics = new Metrics(store, transport, VERSION);
   let closing = false;
   app.addHook('preClose', async () => {
     closing = true;
@@ -185,7 +185,7 @@ export function buildApp(config: Config, deps: AppDeps): FastifyInstance {
     }));
 
     ops.get('/metrics', { schema: { tags: ['operations'], summary: 'Prometheus metrics (text exposition format)', produces: ['text/plain'], response: { 200: { type: 'string', description: 'Prometheus text format 0.0.4' }, ...errorResponses([]) } } }, async (_req, reply) => {
-      const text = await metrics.render(store, transport);
+      const text = await metrics.render();
       return reply.type(metrics.contentType).send(text);
     });
   });

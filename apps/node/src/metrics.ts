@@ -72,11 +72,15 @@ export class Metrics {
   /** The transport's own figures, created as the transport first reports them. */
   readonly #figures = new Map<string, Counter<string> | Gauge<string>>();
 
-  constructor(info: { readonly version: string; readonly transport: string }) {
+  constructor(
+    private readonly store: Store,
+    private readonly transport: ReplicationTransport | undefined,
+    version: string,
+  ) {
     const r = [this.registry];
     collectDefaultMetrics({ register: this.registry });
     new Gauge({ name: 'replica_build_info', help: 'Always 1; the labels name the build and its setting.', labelNames: ['version', 'node_version', 'transport'], registers: r }).set(
-      { version: info.version, node_version: process.version, transport: info.transport },
+      { version, node_version: process.version, transport: transport?.kind ?? 'none' },
       1,
     );
     this.#requests = new Counter({ name: 'replica_http_requests_total', help: 'HTTP requests by method, route pattern and status.', labelNames: ['method', 'route', 'status'], registers: r });
@@ -99,10 +103,8 @@ export class Metrics {
     new ExternalHistogram('replica_replication_lag_seconds', 'From the origin writing an entry to its commit here (includes clock offset between hosts).', this.registry, () => this.#lag());
   }
 
-  #store: Store | undefined;
   #lag() {
-    const lag = this.#store?.lagHistogram();
-    if (!lag) return { bounds: [], counts: [], count: 0, sum: 0 };
+    const lag = this.store.lagHistogram();
     return { bounds: lag.bucketsMs.map((b) => b / 1000), counts: lag.counts, count: lag.count, sum: lag.sumMs / 1000 };
   }
 
@@ -120,8 +122,8 @@ export class Metrics {
   }
 
   /** Reads the store's and the transport's figures, then renders every metric. */
-  async render(store: Store, transport: ReplicationTransport | undefined): Promise<string> {
-    this.#store = store;
+  async render(): Promise<string> {
+    const { store, transport } = this;
     this.#tableRecords.reset();
     const tables = Object.entries(store.tables()).sort(([a], [b]) => (a < b ? -1 : 1));
     for (const [table, s] of tables.slice(0, MAX_TABLE_SERIES)) this.#tableRecords.set({ table }, s.count);
