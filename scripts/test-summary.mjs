@@ -1,5 +1,7 @@
 // Prints one closing line for the whole workspace — "tests: N passed, N failed, N skipped" —
-// from each package's vitest JSON report. With --clean, removes old reports first.
+// from each package's vitest JSON report, preceded by every failed test with the first
+// lines of its failure (so that the tail of a CI log says what failed). With --clean,
+// removes old reports first.
 import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 
@@ -17,12 +19,23 @@ if (process.argv.includes('--clean')) {
 let passed = 0;
 let failed = 0;
 let skipped = 0;
+const failures = [];
 for (const f of reports) {
   const r = JSON.parse(readFileSync(f, 'utf8'));
+  for (const file of r.testResults ?? []) {
+    const rel = file.name.startsWith(root) ? file.name.slice(root.length) : file.name;
+    if (file.status === 'failed' && (file.assertionResults ?? []).every((a) => a.status !== 'failed')) failures.push(`${rel}: ${(file.message ?? 'the file failed').split('\n').slice(0, 6).join('\n    ')}`);
+    for (const a of file.assertionResults ?? []) {
+      if (a.status !== 'failed') continue;
+      const why = (a.failureMessages ?? []).join('\n').split('\n').filter((l) => l.trim() && !/^\s*at .*node_modules/.test(l)).slice(0, 8).map((l) => l.slice(0, 300));
+      failures.push(`${rel} > ${a.fullName}\n    ${why.join('\n    ')}`);
+    }
+  }
   passed += r.numPassedTests;
   failed += r.numFailedTests + (r.numFailedTestSuites ?? 0);
   skipped += r.numPendingTests + r.numTodoTests;
 }
+if (failures.length > 0) console.log(`\nfailed tests:\n${failures.map((x) => `- ${x}`).join('\n')}`);
 console.log(`\ntests: ${passed} passed, ${failed} failed, ${skipped} skipped`);
 if (reports.length === 0) {
   console.log('no test reports found');
