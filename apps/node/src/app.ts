@@ -46,6 +46,11 @@ export interface AppDeps {
 }
 
 /** A request id taken from X-Request-Id: up to 128 letters, digits and `._:-`. */
+/** The replication mode /status reports: what a benchmark needs to tell the deployments it measures apart. */
+function replicationMode(t: Config['transport']): 'direct' | 'per-write' | 'batched' | 'standalone' {
+  return t.kind === 'nats' ? t.mode : t.kind === 'plexus' ? 'direct' : 'standalone';
+}
+
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 
 /** Paths the node itself uses: not available as table names. */
@@ -175,6 +180,8 @@ export function buildApp(config: Config, deps: AppDeps): FastifyInstance {
     ops.get('/status', { schema: { tags: ['operations'], summary: 'The node, its log, cursors, tables and replication state', response: { 200: anyObject, ...errorResponses([]) } } }, async () => ({
       node: store.name,
       transport: transport?.kind ?? 'none',
+      // How writes replicate: direct (plexus), per-write or batched (nats publish mode), standalone.
+      mode: replicationMode(config.transport),
       durability: store.durability,
       storage: store.storage(),
       log: { firstSeq: store.firstSeq(), lastSeq: store.lastSeq() },

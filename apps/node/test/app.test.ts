@@ -202,6 +202,7 @@ describe.each(transportsUnderTest())('REST node (transport %s)', (kind) => {
       expect(s).toMatchObject({
         node: 'standalone',
         transport: kind,
+        mode: 'standalone',
         durability: 'committed',
         log: { firstSeq: 1, lastSeq: 4 },
         cursors: { standalone: 4 },
