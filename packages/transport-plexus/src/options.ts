@@ -39,9 +39,11 @@ export interface PlexusInit {
   /** Records per snapshot frame in a merge resync. Default {@link PLEXUS_DEFAULTS}.snapshotBatch. */
   readonly snapshotBatch?: number;
   /**
-   * How long the connection of a removed member stays open so that the writes it
-   * acknowledged before it learned of its removal reach this node. Default
-   * {@link PLEXUS_DEFAULTS}.removalDrainMs.
+   * How long the connection of a removed member stays open without a batch from it, so
+   * that the writes it acknowledged before it learned of its removal reach this node;
+   * as long as its batches keep arriving it stays open, up to
+   * {@link REMOVAL_DRAIN_MAX_FACTOR} times this. The removed node waits for its peers'
+   * confirmations the same way. Default {@link PLEXUS_DEFAULTS}.removalDrainMs.
    */
   readonly removalDrainMs?: number;
 }
@@ -65,6 +67,13 @@ export const PLEXUS_DEFAULTS = Object.freeze({
   snapshotBatch: 500,
   removalDrainMs: 5000,
 });
+
+/**
+ * A removed member's drain ends at the latest after this many `removalDrainMs`, even if
+ * its writes keep coming (a node that never learns of its removal must not hold a
+ * connection forever).
+ */
+export const REMOVAL_DRAIN_MAX_FACTOR = 24;
 
 /** {@link PlexusInit} with every default filled in; frozen. */
 export type PlexusConfig = Readonly<Required<PlexusInit>>;

@@ -18,7 +18,7 @@ import { Admission } from './admission.js';
 import { Frame, encodeControl } from './frames.js';
 import { Link } from './link.js';
 import { Mesh, type MeshHost } from './mesh.js';
-import { PLEXUS, type PlexusConfig, type PlexusInit } from './options.js';
+import { PLEXUS, REMOVAL_DRAIN_MAX_FACTOR, type PlexusConfig, type PlexusInit } from './options.js';
 import { rosterOf } from './roster.js';
 import { Session, type SessionHost } from './session.js';
 import { subscriptionFor } from './subscription.js';
@@ -228,8 +228,11 @@ export class Plexus implements PlexusTransport, MeshHost, SessionHost {
 
   /**
    * A removed member: no longer a peer (not counted, never dialled or accepted again), but
-   * a live connection stays open for `removalDrainMs`, so that the writes it acknowledged
-   * before it learned of its removal still arrive; it closes it itself once they did.
+   * a live connection stays open while its batches keep arriving (closed after
+   * `removalDrainMs` without one, or `REMOVAL_DRAIN_MAX_FACTOR` times that in all), so
+   * that the writes it acknowledged before it learned of its removal still arrive, however
+   * far behind it was; it closes the connection itself once they did. A fixed drain lost
+   * them when the member was more than a drain behind (seen under load).
    */
   #drop(link: Link): void {
     this.#forget(link);
@@ -239,9 +242,23 @@ export class Plexus implements PlexusTransport, MeshHost, SessionHost {
       this.log.warn({ peer: link.name }, 'plexus: peer removed from the cluster');
       return;
     }
-    this.log.warn({ peer: link.name, drainMs: this.config.removalDrainMs }, 'plexus: peer removed from the cluster; taking its last writes before closing its connection');
-    const timer = setTimeout(() => session.close('removed'), this.config.removalDrainMs);
-    timer.unref();
+    const idleMs = this.config.removalDrainMs;
+    this.log.warn({ peer: link.name, drainIdleMs: idleMs }, 'plexus: peer removed from the cluster; taking its last writes until they stop arriving, then closing its connection');
+    const started = Date.now();
+    let batches = link.counters.batchesReceived;
+    let lastBatch = started;
+    const tick = setInterval(() => {
+      const now = Date.now();
+      if (link.counters.batchesReceived !== batches) {
+        batches = link.counters.batchesReceived;
+        lastBatch = now;
+      }
+      if (!session.connected || now - lastBatch >= idleMs || now - started >= idleMs * REMOVAL_DRAIN_MAX_FACTOR) {
+        clearInterval(tick);
+        session.close('removed');
+      }
+    }, Math.max(20, Math.floor(idleMs / 10)));
+    tick.unref();
   }
 
   /** `link` is no peer any more: not counted, never dialled again, its connection refused from now on. */
@@ -253,24 +270,31 @@ export class Plexus implements PlexusTransport, MeshHost, SessionHost {
 
   /**
    * This node was removed: it hands its peers every entry of its log (the app refuses new
-   * writes once removed), waiting at most `removalDrainMs` for them to confirm, then closes
-   * every connection and replicates with nobody.
+   * writes once removed), waiting for them to confirm as long as their confirmations keep
+   * advancing (at most `removalDrainMs` without progress, `REMOVAL_DRAIN_MAX_FACTOR` times
+   * that in all), then closes every connection and replicates with nobody.
    */
   #leave(): void {
     if (this.#leaving || this.#links.size === 0) return;
     this.#leaving = true;
     const links = [...this.#links.values()];
     this.log.error({ node: this.node.name, peers: links.map((l) => l.name) }, 'plexus: this node was removed from the cluster; handing its last writes to its peers, then disconnecting');
-    const deadline = Date.now() + this.config.removalDrainMs;
+    const idleMs = this.config.removalDrainMs;
+    const last = Date.now() + idleMs * REMOVAL_DRAIN_MAX_FACTOR;
     const drain = async (): Promise<void> => {
       for (;;) {
         const target = this.#lifecycle.started ? this.node.lastSeq() : 0;
         const connected = links.filter((l) => l.connected);
-        const left = deadline - Date.now();
+        const confirmed = () => connected.reduce((s, l) => s + l.ackedSeq, 0);
+        const before = confirmed();
+        const left = Math.min(idleMs, last - Date.now());
         if (connected.length === 0 || left <= 0) return;
         // A peer that went away in the meantime no longer takes anything from this node.
         const n = await this.#waiters.wait(() => connected.filter((l) => l.ackedSeq >= target || !l.connected).length, connected.length, left, () => this.#lifecycle.started);
-        if (n < connected.length || !this.#lifecycle.started || this.node.lastSeq() === target) return;
+        if (!this.#lifecycle.started) return;
+        if (n === connected.length && this.node.lastSeq() === target) return;
+        // not all confirmed within idleMs: go on only while the confirmations advance
+        if (n < connected.length && confirmed() === before) return;
       }
     };
     void drain().then(() => {
