@@ -9,6 +9,6 @@ export { Backoff, backoffDelay } from './backoff.js';
 export { SnapshotMerge, sendSnapshot, type SnapshotSent, type SnapshotSink } from './snapshot-stream.js';
 export { TlsFailure, classifyTlsError, isCertificateFailure, type TlsFailureInfo } from './tls-failure.js';
 export { withDefaults } from './options.js';
-export { peerLag } from './lag.js';
+export { ownWriteAge, peerLag } from './lag.js';
 export { whenPeersConnected, warnLogger, type PeersReady } from './ready.js';
 export { untilWritable, WRITABLE_RETRY_MS } from './writable.js';

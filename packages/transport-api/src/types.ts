@@ -172,6 +172,20 @@ export interface PeerStatus {
   readonly info?: Readonly<Record<string, string>>;
 }
 
+/**
+ * One peer as flow control sees it ({@link ReplicationTransport.liveConfirmations}): a peer
+ * that is up, and how many of THIS node's own writes it confirmed applying.
+ */
+export interface LiveConfirmation {
+  readonly name: string;
+  /**
+   * The highest originSeq of this node's own writes the peer confirmed applying, as this
+   * node learned it (its {@link PeerStatus.appliedThrough} for this node's name; 0 before
+   * any confirmation). Its oldest unconfirmed own write is the next one (see `ownWriteAge`).
+   */
+  readonly ownApplied: number;
+}
+
 /** Whether a node is one of the cluster's members or was removed from it. */
 export type MemberState = 'active' | 'removed';
 
@@ -243,6 +257,17 @@ export interface ReplicationTransport {
   peerNames(): readonly string[];
   /** The full replication state; reads the store, so not for every request. */
   status(): TransportStatus;
+  /**
+   * The peers flow control waits for (`MAX_REPLICATION_LAG_MS`), with how many of this
+   * node's own writes each confirmed applying: every peer this node exchanges entries with
+   * now and has heard from recently enough to count as up. Plexus: the connected peers (a
+   * peer silent for `deadAfterMs` is disconnected); nats: the peers whose stream this node
+   * consumes over a live broker connection and that announced their cursors within the
+   * last 6 s; memory: the linked peers. A peer that is not listed (down, disconnected,
+   * removed) holds no write back. Empty while the transport is not started. Cheap: reads
+   * no store, so it can be called every few milliseconds.
+   */
+  liveConfirmations(): readonly LiveConfirmation[];
   /**
    * Resolves once the transport has taken over local entry `seq` (a broker's
    * acknowledgement). Transports that define it make a write's answer wait for it;

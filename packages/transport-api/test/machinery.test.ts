@@ -8,6 +8,7 @@ import {
   TransportStateError,
   Wakeup,
   backoffDelay,
+  ownWriteAge,
   peerLag,
   classifyTlsError,
   decodeCursors,
@@ -219,6 +220,31 @@ describe('TLS failure classification', () => {
   it('says when the other side refused with an alert, and which', () => {
     expect(classifyTlsError({ code: 'ERR_SSL_TLSV1_ALERT_UNKNOWN_CA' })).toEqual({ failure: TlsFailure.untrustedCertificate, byPeer: true, alert: 'unknown ca' });
     expect(classifyTlsError({ code: 'UNABLE_TO_VERIFY_LEAF_SIGNATURE' }).byPeer).toBe(false);
+  });
+});
+
+describe('ownWriteAge', () => {
+  // A log of 10 entries; this node (a) wrote seqs 3, 6 and 9 (originSeq 1, 2, 3), dated 1000 + seq; the rest came from b.
+  const own = new Map([[1, 3], [2, 6], [3, 9]]);
+  const node = (pruned: ReadonlySet<number> = new Set()) => ({
+    name: 'a',
+    seqOf: (origin: string, originSeq: number) => (origin === 'a' && !pruned.has(own.get(originSeq) ?? 0) ? own.get(originSeq) : undefined),
+    readLog: (from: number) => (from <= 10 && !pruned.has(from) ? [{ seq: from, version: [1000 + from, 0, 'a'] }] : []),
+  }) as unknown as LocalNode;
+
+  it('is the age of the own write after the confirmed one, whatever entries of other origins lie before it', () => {
+    expect(ownWriteAge(node(), 3, 1, 2000)).toBe(2000 - 1006);
+    expect(ownWriteAge(node(), 3, 0, 2000)).toBe(2000 - 1003);
+  });
+
+  it('is zero when every own write is confirmed (or more: a peer that holds writes this node lost), or dated after now', () => {
+    expect(ownWriteAge(node(), 3, 3, 2000)).toBe(0);
+    expect(ownWriteAge(node(), 3, 5, 2000)).toBe(0);
+    expect(ownWriteAge(node(), 3, 2, 500)).toBe(0);
+  });
+
+  it('is infinite for an unconfirmed own write the log no longer holds', () => {
+    expect(ownWriteAge(node(new Set([3])), 3, 0, 2000)).toBe(Number.POSITIVE_INFINITY);
   });
 });
 

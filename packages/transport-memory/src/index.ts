@@ -1,5 +1,5 @@
 import { ConfirmationWaiters, Lifecycle, SnapshotMerge, TransportStateError, Wakeup, isStorageRefusal, peerLag, sendSnapshot, untilWritable } from '@replica/transport-api';
-import type { LocalNode, LogEntry, PeerStatus, ReplicationTransport, StartOptions, TransportState, TransportStatus } from '@replica/transport-api';
+import type { LiveConfirmation, LocalNode, LogEntry, PeerStatus, ReplicationTransport, StartOptions, TransportState, TransportStatus } from '@replica/transport-api';
 
 /**
  * An in-process "network" that memory transports join by node name. It is the
@@ -227,6 +227,11 @@ class MemoryTransport implements ReplicationTransport {
       };
     });
     return { kind: this.kind, started, peers, counters: {}, gauges: {}, refused: {} };
+  }
+
+  liveConfirmations(): readonly LiveConfirmation[] {
+    if (!this.#lifecycle.started) return [];
+    return [...this.#links.values()].filter((l) => !l.stopped).map((l) => ({ name: l.to.name, ownApplied: l.appliedThrough[this.name] ?? 0 }));
   }
 
   waitForReplicas(seq: number, count: number, timeoutMs: number): Promise<number> {

@@ -82,6 +82,11 @@ export class Confirmations {
     return this.#heardAt.get(peer);
   }
 
+  /** The highest originSeq of this node's own writes `peer` announced applying (0 before any). */
+  ownApplied(peer: string): number {
+    return this.#peerCursors.get(peer)?.[this.ctx.node.name] ?? 0;
+  }
+
   /** From now on, `removed` members are not counted by {@link waitForReplicas}. */
   exclude(removed: ReadonlySet<string>): void {
     this.#removed = removed;

@@ -131,6 +131,8 @@ export const CONSUMER_RETRY_MS = 500;
 export const REMOVAL_CHECK_MS = 500;
 /** A removed member's stream that is gone is looked for again this often (a restarted removed node creates it again). */
 export const GONE_RECHECK_MS = 10_000;
+/** A peer not heard announcing for this long is taken to be down: flow control no longer waits for it. */
+export const PEER_SILENT_MS = 3 * ANNOUNCE_REFRESH_MS;
 /** A removed member not heard announcing for this long is taken to be down: it ships nothing more. */
 export const REMOVED_SILENT_MS = 3 * ANNOUNCE_REFRESH_MS;
 /** How long a consumer that is retired may take to stop before its deletion is left to the next try. */

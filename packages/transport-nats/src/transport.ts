@@ -5,6 +5,7 @@ import {
   peerLag,
   warnLogger,
   whenPeersConnected,
+  type LiveConfirmation,
   type LocalNode,
   type Logger,
   type Member,
@@ -20,7 +21,7 @@ import { Confirmations } from './confirmations.js';
 import { BrokerConnection } from './connection.js';
 import type { NatsContext } from './context.js';
 import { Discovery } from './discovery.js';
-import { PublishMode, resolveOptions, type NatsConfig, type NatsInit } from './options.js';
+import { PEER_SILENT_MS, PublishMode, resolveOptions, type NatsConfig, type NatsInit } from './options.js';
 import { Outbox } from './outbox.js';
 import { recoverOwnWrites, type StartStep } from './recovery.js';
 import { Removals } from './removals.js';
@@ -219,6 +220,25 @@ class Nats implements NatsTransport {
       if (n !== undefined) holds[removed] = n;
     }
     return holds;
+  }
+
+  /**
+   * The peers whose stream this node consumes over a live broker connection and that
+   * announced their cursors within {@link PEER_SILENT_MS}: a peer announces at least every
+   * 2 s, so one silent longer is down (or cut off from the broker) for all this node can
+   * tell, and its consumer here running does not make it a replica that confirms.
+   */
+  liveConfirmations(): readonly LiveConfirmation[] {
+    const run = this.#run;
+    if (!this.#lifecycle.started || !run || !this.#connection.connected) return [];
+    const now = Date.now();
+    const out: LiveConfirmation[] = [];
+    for (const c of run.discovery?.consumers ?? []) {
+      const heard = run.confirmations.heardAt(c.origin);
+      if (!c.running || heard === undefined || now - heard > PEER_SILENT_MS) continue;
+      out.push({ name: c.origin, ownApplied: run.confirmations.ownApplied(c.origin) });
+    }
+    return out;
   }
 
   peerNames(): readonly string[] {

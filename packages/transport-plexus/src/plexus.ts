@@ -6,6 +6,7 @@ import {
   TransportStateError,
   type ConfigError,
   type LocalNode,
+  type LiveConfirmation,
   type Logger,
   whenPeersConnected,
   type Member,
@@ -309,6 +310,15 @@ export class Plexus implements PlexusTransport, MeshHost, SessionHost {
 
   peerNames(): readonly string[] {
     return [...this.#links.keys()];
+  }
+
+  /** The connected peers: a peer silent for `deadAfterMs` is disconnected, and so no longer listed. */
+  liveConfirmations(): readonly LiveConfirmation[] {
+    if (!this.#lifecycle.started) return [];
+    const self = this.node.name;
+    const out: LiveConfirmation[] = [];
+    for (const l of this.#links.values()) if (l.connected) out.push({ name: l.name, ownApplied: l.appliedThrough.get(self) ?? 0 });
+    return out;
   }
 
   whenReady(timeoutMs: number): Promise<PeersReady> {

@@ -1,5 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { TransportStateError } from '../errors.js';
+import { ownWriteAge } from '../lag.js';
 import { whenPeersConnected } from '../ready.js';
 import type { Cursors, LocalNode, LogEntry, RecordValue, ReplicationTransport } from '../types.js';
 import { refusingNode, type RefusingNode } from './refusing.js';
@@ -367,6 +368,11 @@ export function runTransportSuite(opts: TransportSuiteOptions): void {
         return p !== undefined && p.ackedSeq === a.lastSeq() && p.lagEntries === 0 && p.lagMs === 0 && p.appliedThrough[a.name] === own();
       };
       await eventually(() => caughtUp(b.name) && caughtUp(gone.name), timeout, () => JSON.stringify(a.transport.status()));
+      // What flow control reads: every live peer, with how many of this node's own writes it confirmed.
+      const live = (name: string) => a.transport.liveConfirmations().find((p) => p.name === name);
+      await eventually(() => live(b.name)?.ownApplied === own() && live(gone.name)?.ownApplied === own(), timeout, () => JSON.stringify(a.transport.liveConfirmations()));
+      expect(a.transport.liveConfirmations().map((p) => p.name).sort()).toEqual([b.name, gone.name].sort());
+      expect(ownWriteAge(a, own(), own())).toBe(0);
 
       // A peer that is away confirms nothing more: its lag is this node's writes it lacks.
       const ackedBefore = peer(gone.name)?.ackedSeq ?? 0;
@@ -384,6 +390,16 @@ export function runTransportSuite(opts: TransportSuiteOptions): void {
       expect(away?.lagEntries).toBeGreaterThanOrEqual(5);
       expect(away?.lagMs).toBeGreaterThanOrEqual(30);
       expect(away?.appliedThrough[a.name]).toBe(own() - 5);
+      // A live peer that confirmed everything holds nothing back; one that is away is either
+      // not listed (known to be down) or listed with what it confirmed, and the age of the
+      // oldest own write it lacks is what flow control compares with its target.
+      await eventually(() => live(b.name)?.ownApplied === own(), timeout, () => JSON.stringify(a.transport.liveConfirmations()));
+      const awayLive = live(gone.name);
+      if (awayLive) {
+        expect(awayLive.ownApplied).toBe(own() - 5);
+        expect(ownWriteAge(a, own(), awayLive.ownApplied)).toBeGreaterThanOrEqual(30);
+      }
+      expect(ownWriteAge(a, own(), own() - 5)).toBeGreaterThanOrEqual(30);
       for (const p of a.transport.status().peers) {
         for (const [k, v] of [...Object.entries(p.counters), ...Object.entries(p.gauges)]) {
           expect(Number.isFinite(v), `${p.name} ${k} is a number`).toBe(true);
