@@ -19,6 +19,7 @@ import {
   InvalidConfirmError,
   RouteNotFoundError,
   NotReadyError,
+  ReplicationLagError,
   ShipTimeoutError,
   UnauthorizedError,
   UnavailableError,
@@ -27,6 +28,7 @@ import {
 } from './errors.js';
 import { adminRoutes, joinRoute } from './admin.js';
 import type { JoinSigner } from './join.js';
+import { FlowControl } from './flow-control.js';
 import { Membership, selfAddress } from './membership.js';
 import { Metrics } from './metrics.js';
 import { anyObject, errorResponses, openapi } from './openapi.js';
@@ -80,7 +82,7 @@ const confirmHeader = {
   properties: { 'x-replicate-confirm': { type: 'string', pattern: '^[0-9]{1,4}$', description: 'Answer only once this many peers applied the write.' } },
 } as const;
 /** What a write can be refused for, besides its own checks. */
-const WRITE_ERRORS = ['REPLICA_ERR_AUTH_REQUIRED', 'REPLICA_ERR_TABLE_INVALID', 'REPLICA_ERR_CONFIRM_INVALID', 'REPLICA_ERR_CONFIRM_TIMEOUT', 'REPLICA_ERR_SHIP_TIMEOUT', 'REPLICA_ERR_UNAVAILABLE', 'REPLICA_ERR_STORE_CLOSED', 'REPLICA_ERR_STORAGE_FULL', 'REPLICA_ERR_STORAGE_FAILED'] as const;
+const WRITE_ERRORS = ['REPLICA_ERR_AUTH_REQUIRED', 'REPLICA_ERR_TABLE_INVALID', 'REPLICA_ERR_CONFIRM_INVALID', 'REPLICA_ERR_CONFIRM_TIMEOUT', 'REPLICA_ERR_SHIP_TIMEOUT', 'REPLICA_ERR_UNAVAILABLE', 'REPLICA_ERR_REPLICATION_LAG', 'REPLICA_ERR_STORE_CLOSED', 'REPLICA_ERR_STORAGE_FULL', 'REPLICA_ERR_STORAGE_FAILED'] as const;
 
 /**
  * Builds the REST node as a fastify instance that is not listening yet. The caller
@@ -119,11 +121,20 @@ export function buildApp(config: Config, deps: AppDeps): FastifyInstance {
   const readiness = new ReadinessCheck(store, transport, membership);
   // Only JSON bodies: without this, fastify would hand text/plain bodies over as strings.
   app.removeContentTypeParser('text/plain');
-  const metrics = new Metrics(store, transport, VERSION);
+  // Flow control is measured on the store's clock: the one that dates this node's writes.
+  const flow: FlowControl = new FlowControl(store, transport, config.flowControl, {
+    now: config.clockOffsetMs === 0 ? Date.now : () => Date.now() + config.clockOffsetMs,
+    observer: { flowWaited: (s) => metrics.flowWaited(s), flowRefused: (r) => metrics.flowRefused(r) },
+    logger: app.log,
+  });
+  const metrics = new Metrics(store, transport, VERSION, () => flow.report());
   let closing = false;
   app.addHook('preClose', async () => {
     closing = true;
+    // Writes waiting for a peer to catch up would hold the shutdown: they are refused (503), unwritten.
+    flow.close();
   });
+  app.addHook('onClose', async () => flow.close());
 
   app.addHook('onRequest', async (req, reply) => {
     void reply.header('x-request-id', req.id);
@@ -137,7 +148,7 @@ export function buildApp(config: Config, deps: AppDeps): FastifyInstance {
     const e = toReplicaError(err, config.bodyLimit, req.headers['content-type']);
     const statusCode = httpStatusOf[e.code as keyof typeof httpStatusOf] ?? 500;
     // The store logs a full disk or failed storage once; each refused write is not news.
-    const expected = e instanceof ConfirmTimeoutError || e instanceof ShipTimeoutError || e instanceof UnavailableError || e instanceof NotReadyError || e instanceof StorageFullError || e instanceof StorageFailedError;
+    const expected = e instanceof ConfirmTimeoutError || e instanceof ShipTimeoutError || e instanceof ReplicationLagError || e instanceof UnavailableError || e instanceof NotReadyError || e instanceof StorageFullError || e instanceof StorageFailedError;
     if (statusCode >= 500 && !expected) {
       req.log.error({ err }, 'request failed');
     }
@@ -146,6 +157,10 @@ export function buildApp(config: Config, deps: AppDeps): FastifyInstance {
     if (e instanceof StorageFullError) {
       if (e.freeBytes !== undefined) body['freeBytes'] = e.freeBytes;
       body['minFreeBytes'] = e.minFreeBytes;
+    }
+    if (e instanceof ReplicationLagError) {
+      Object.assign(body, { reason: e.reason, peer: e.peer, lagMs: Math.round(e.lagMs), limitMs: e.limitMs });
+      void reply.header('retry-after', String(e.retryAfterSeconds));
     }
     if (e instanceof ConfirmTimeoutError) {
       body['confirmed'] = e.confirmed;
@@ -184,6 +199,7 @@ export function buildApp(config: Config, deps: AppDeps): FastifyInstance {
       mode: replicationMode(config.transport),
       durability: store.durability,
       storage: store.storage(),
+      flowControl: flow.report(),
       log: { firstSeq: store.firstSeq(), lastSeq: store.lastSeq() },
       cursors: store.cursors(),
       tables: store.tables(),
@@ -254,6 +270,8 @@ export function buildApp(config: Config, deps: AppDeps): FastifyInstance {
         writable();
         const record = asRecord(req.body, undefined);
         const k = confirmWanted(req);
+        // Flow control: waits while a live peer is too far behind this node's writes, or refuses (MAX_REPLICATION_LAG_MS).
+        await flow.admit();
         const w = await store.put(table, record, 'insert');
         metrics.write('insert');
         await confirm(reply, w.seq, k);
@@ -279,6 +297,7 @@ export function buildApp(config: Config, deps: AppDeps): FastifyInstance {
         writable();
         const record = asRecord(req.body, req.params.id);
         const k = confirmWanted(req);
+        await flow.admit();
         const w = await store.put(table, record, 'upsert');
         metrics.write('upsert');
         await confirm(reply, w.seq, k);
@@ -316,6 +335,7 @@ export function buildApp(config: Config, deps: AppDeps): FastifyInstance {
       if (!store.hasTable(table)) throw new TableNotFoundError(table);
       writable();
       const k = confirmWanted(req);
+      await flow.admit();
       const w = await store.delete(table, id);
       if (w === undefined) throw new RecordNotFoundError(table, id);
       metrics.write('delete');

@@ -48,6 +48,19 @@ export type TransportConfig =
 
 export type TransportKind = TransportConfig['kind'];
 
+/** The lag flow control keeps every live peer within, and the lag past which it refuses writes, in ms. */
+export interface FlowControlSettings {
+  readonly targetMs: number;
+  readonly hardMs: number;
+}
+
+/** The hard limit, unless MAX_REPLICATION_LAG_HARD_MS says otherwise: this many times the target. */
+export const DEFAULT_HARD_LAG_FACTOR = 4;
+/** The smallest MAX_REPLICATION_LAG_MS: flow control measures the lag every target/20 ms, at least every 5 ms. */
+export const MIN_REPLICATION_LAG_MS = 10;
+/** The largest MAX_REPLICATION_LAG_MS, and MAX_REPLICATION_LAG_HARD_MS when set: one day. */
+const MAX_LAG_SETTING_MS = 24 * 3600_000;
+
 /** The node's whole configuration, validated and frozen. */
 export interface Config {
   readonly nodeName: string;
@@ -70,6 +83,12 @@ export interface Config {
   readonly adminToken: string | undefined;
   /** How long a write with `X-Replicate-Confirm` waits for its peers, in ms. */
   readonly confirmTimeoutMs: number;
+  /**
+   * Flow control (`MAX_REPLICATION_LAG_MS`, `MAX_REPLICATION_LAG_HARD_MS`): new local writes
+   * wait while a live peer has not confirmed this node's own writes of the last `targetMs`,
+   * and are refused once that lag passes `hardMs`. Undefined: off.
+   */
+  readonly flowControl: FlowControlSettings | undefined;
   readonly logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
   readonly transport: TransportConfig;
 }
@@ -138,6 +157,7 @@ export function loadConfig(env: Env): Config {
   if (adminToken !== undefined && adminToken === apiToken) problems.push('ADMIN_TOKEN must differ from API_TOKEN: table access must not grant cluster administration');
   const confirmTimeoutMs = int('CONFIRM_TIMEOUT_MS', 5000, 1, 600_000);
   const logLevel = oneOf('LOG_LEVEL', LOG_LEVELS, 'info');
+  const flowControl = parseFlowControl(env, int, problems);
 
   /** A PEM file path from `name`, checked readable; undefined when unset, which is a problem when `requiredFor` says what needs it. */
   const pemFile = (name: string, requiredFor?: string): string | undefined => {
@@ -215,9 +235,33 @@ export function loadConfig(env: Env): Config {
     apiToken,
     adminToken,
     confirmTimeoutMs,
+    flowControl,
     logLevel,
     transport,
   });
+}
+
+/**
+ * MAX_REPLICATION_LAG_MS (unset or 0: off) and MAX_REPLICATION_LAG_HARD_MS (default
+ * {@link DEFAULT_HARD_LAG_FACTOR} times the target; when set it must exceed the target).
+ */
+function parseFlowControl(env: Env, int: (name: string, fallback: number, min: number, max: number) => number, problems: string[]): FlowControlSettings | undefined {
+  const target = int('MAX_REPLICATION_LAG_MS', 0, 0, MAX_LAG_SETTING_MS);
+  const hardSet = env['MAX_REPLICATION_LAG_HARD_MS'] !== undefined && env['MAX_REPLICATION_LAG_HARD_MS'] !== '';
+  const hard = int('MAX_REPLICATION_LAG_HARD_MS', 0, 1, MAX_LAG_SETTING_MS);
+  if (target === 0) {
+    if (hardSet) problems.push('MAX_REPLICATION_LAG_HARD_MS needs MAX_REPLICATION_LAG_MS: flow control is off without a target');
+    return undefined;
+  }
+  if (target < MIN_REPLICATION_LAG_MS) {
+    problems.push(`MAX_REPLICATION_LAG_MS must be 0 (off) or from ${MIN_REPLICATION_LAG_MS} to ${MAX_LAG_SETTING_MS}, got ${JSON.stringify(env['MAX_REPLICATION_LAG_MS'])}`);
+    return undefined;
+  }
+  if (!hardSet) return { targetMs: target, hardMs: target * DEFAULT_HARD_LAG_FACTOR };
+  if (hard !== 0 && hard <= target) {
+    problems.push(`MAX_REPLICATION_LAG_HARD_MS must be greater than MAX_REPLICATION_LAG_MS (${target}): writes wait between the two and are refused past the hard limit, got ${JSON.stringify(env['MAX_REPLICATION_LAG_HARD_MS'])}`);
+  }
+  return { targetMs: target, hardMs: hard };
 }
 
 /**

@@ -80,6 +80,29 @@ export class NotReadyError extends ReplicaError {
   }
 }
 
+/**
+ * Flow control (`MAX_REPLICATION_LAG_MS`) refused a local write, before writing anything: a
+ * live peer has not confirmed this node's writes of the last `lagMs`, past the hard limit
+ * (`reason` `hardLimit`), or the write waited `limitMs` for it to come back within the
+ * target (`waitedTooLong`). Answered 503 with `Retry-After: retryAfterSeconds`.
+ */
+export class ReplicationLagError extends ReplicaError {
+  readonly code = 'REPLICA_ERR_REPLICATION_LAG';
+  constructor(
+    readonly reason: 'hardLimit' | 'waitedTooLong',
+    readonly peer: string,
+    readonly lagMs: number,
+    readonly limitMs: number,
+    readonly retryAfterSeconds: number,
+  ) {
+    super(
+      reason === 'hardLimit'
+        ? `write refused by flow control: peer ${peer} has not confirmed this node's writes of the last ${Math.round(lagMs)} ms, over the hard limit of ${limitMs} ms; nothing was written, retry after ${retryAfterSeconds} s`
+        : `write refused by flow control: it waited ${limitMs} ms for peer ${peer} to confirm this node's writes (still ${Math.round(lagMs)} ms behind); nothing was written, retry after ${retryAfterSeconds} s`,
+    );
+  }
+}
+
 /** The admin routes are off: ADMIN_TOKEN is not set. */
 export class AdminDisabledError extends ReplicaError {
   readonly code = 'REPLICA_ERR_ADMIN_DISABLED';
@@ -171,6 +194,7 @@ export const appErrorClasses = {
   REPLICA_ERR_SHIP_TIMEOUT: ShipTimeoutError,
   REPLICA_ERR_UNAVAILABLE: UnavailableError,
   REPLICA_ERR_NOT_READY: NotReadyError,
+  REPLICA_ERR_REPLICATION_LAG: ReplicationLagError,
   REPLICA_ERR_ADMIN_DISABLED: AdminDisabledError,
   REPLICA_ERR_ADMIN_AUTH_REQUIRED: AdminUnauthorizedError,
   REPLICA_ERR_MEMBER_INVALID: InvalidMemberError,
@@ -210,6 +234,7 @@ export const httpStatusOf: Readonly<Record<ErrorCode | AppErrorCode, number>> = 
   REPLICA_ERR_SHIP_TIMEOUT: 504,
   REPLICA_ERR_UNAVAILABLE: 503,
   REPLICA_ERR_NOT_READY: 503,
+  REPLICA_ERR_REPLICATION_LAG: 503,
   REPLICA_ERR_ADMIN_DISABLED: 403,
   REPLICA_ERR_ADMIN_AUTH_REQUIRED: 401,
   REPLICA_ERR_MEMBER_INVALID: 400,

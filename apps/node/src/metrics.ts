@@ -1,6 +1,8 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics, type MetricObjectWithValues, type MetricValueWithName } from 'prom-client';
 import type { Store } from '@replica/storage';
 import type { PeerStatus, ReplicationTransport } from '@replica/transport-api';
+import { FlowState, type FlowObserver, type FlowReport } from './flow-control.js';
+import type { ReplicationLagError } from './errors.js';
 import { StorageMetrics } from './storage-metrics.js';
 
 /** Upper bounds (s) of the HTTP latency histogram's buckets. */
@@ -13,6 +15,9 @@ const LATENCY_BUCKETS_S = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0
  */
 export const MAX_TABLE_SERIES = 64;
 export const OTHER_TABLES = '_other';
+
+/** Upper bounds (s) of the buckets of the time writes waited for flow control. */
+const FLOW_WAIT_BUCKETS_S = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
 
 /** camelCase → snake_case, for metric names. */
 const snake = (s: string) => s.replace(/[A-Z]/g, (m) => `_${m.toLowerCase()}`);
@@ -55,7 +60,7 @@ class ExternalHistogram extends Gauge {
  * as they happen, and the store's and the transport's figures read once per scrape.
  * Every series is listed in docs/configuration.md.
  */
-export class Metrics {
+export class Metrics implements FlowObserver {
   readonly registry = new Registry();
   readonly #requests: Counter<'method' | 'route' | 'status'>;
   readonly #latency: Histogram<'method' | 'route'>;
@@ -69,6 +74,13 @@ export class Metrics {
   readonly #peerApplied: Gauge<'peer' | 'origin'>;
   readonly #refused: Counter<'reason'>;
   readonly #storage: StorageMetrics;
+  readonly #flowState: Gauge<'state'>;
+  readonly #flowLag: Gauge;
+  readonly #flowTarget: Gauge;
+  readonly #flowHard: Gauge;
+  readonly #flowWaiting: Gauge;
+  readonly #flowWait: Histogram;
+  readonly #flowRefused: Counter<'reason'>;
   /** The transport's own figures, created as the transport first reports them. */
   readonly #figures = new Map<string, Counter<string> | Gauge<string>>();
 
@@ -76,6 +88,8 @@ export class Metrics {
     private readonly store: Store,
     private readonly transport: ReplicationTransport | undefined,
     version: string,
+    /** Flow control's state, read at each scrape. */
+    private readonly flow: () => FlowReport,
   ) {
     const r = [this.registry];
     collectDefaultMetrics({ register: this.registry });
@@ -100,6 +114,19 @@ export class Metrics {
     this.#peerApplied = new Gauge({ name: 'replica_peer_applied_through', help: 'Highest origin sequence the peer confirmed applying, per origin.', labelNames: ['peer', 'origin'], registers: r });
     this.#refused = new Counter({ name: 'replica_peer_connections_refused_total', help: 'Peer connections refused (incoming turned away, or dialled and refused), by reason.', labelNames: ['reason'], registers: r });
     this.#storage = new StorageMetrics(this.registry);
+    this.#flowState = new Gauge({
+      name: 'replica_flow_control_state',
+      help: 'Flow control (MAX_REPLICATION_LAG_MS): 1 for the current state (off; open; waiting: new writes wait for a peer to catch up; refusing: new writes refused).',
+      labelNames: ['state'],
+      registers: r,
+    });
+    this.#flowLag = new Gauge({ name: 'replica_flow_control_lag_seconds', help: "Age of this node's oldest own write that a peer flow control counts has not confirmed (0 when off or caught up).", registers: r });
+    this.#flowTarget = new Gauge({ name: 'replica_flow_control_target_seconds', help: 'MAX_REPLICATION_LAG_MS in seconds (0: flow control off).', registers: r });
+    this.#flowHard = new Gauge({ name: 'replica_flow_control_hard_limit_seconds', help: 'The lag past which flow control refuses writes, in seconds (0: off).', registers: r });
+    this.#flowWaiting = new Gauge({ name: 'replica_flow_control_waiting_writes', help: 'Local writes waiting for flow control now.', registers: r });
+    this.#flowWait = new Histogram({ name: 'replica_flow_control_wait_seconds', help: 'Time each local write that had to wait spent waiting for flow control (let through or refused after).', buckets: FLOW_WAIT_BUCKETS_S, registers: r });
+    this.#flowRefused = new Counter({ name: 'replica_flow_control_refused_total', help: 'Local writes refused by flow control (503), by reason: hardLimit, waitedTooLong.', labelNames: ['reason'], registers: r });
+    for (const reason of ['hardLimit', 'waitedTooLong'] as const) this.#flowRefused.inc({ reason }, 0);
     new ExternalHistogram('replica_replication_lag_seconds', 'From the origin writing an entry to its commit here (includes clock offset between hosts).', this.registry, () => this.#lag());
   }
 
@@ -117,6 +144,14 @@ export class Metrics {
     this.#writes.inc({ op });
   }
 
+  flowWaited(seconds: number): void {
+    this.#flowWait.observe(seconds);
+  }
+
+  flowRefused(reason: ReplicationLagError['reason']): void {
+    this.#flowRefused.inc({ reason });
+  }
+
   get contentType(): string {
     return this.registry.contentType;
   }
@@ -130,6 +165,12 @@ export class Metrics {
     if (tables.length > MAX_TABLE_SERIES) this.#tableRecords.set({ table: OTHER_TABLES }, tables.slice(MAX_TABLE_SERIES).reduce((n, [, s]) => n + s.count, 0));
     this.#lastSeq.set(store.lastSeq());
     this.#storage.update(store);
+    const flow = this.flow();
+    for (const state of Object.values(FlowState)) this.#flowState.set({ state }, flow.state === state ? 1 : 0);
+    this.#flowLag.set(flow.lagMs / 1000);
+    this.#flowTarget.set(flow.targetMs / 1000);
+    this.#flowHard.set(flow.hardMs / 1000);
+    this.#flowWaiting.set(flow.waiting);
     this.#cursor.reset();
     for (const [origin, seq] of Object.entries(store.cursors())) this.#cursor.set({ origin }, seq);
 

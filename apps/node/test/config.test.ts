@@ -28,6 +28,7 @@ describe('loadConfig', () => {
       bodyLimit: 1024 * 1024,
       apiToken: undefined,
       confirmTimeoutMs: 5000,
+      flowControl: undefined,
       transport: { kind: 'none' },
     });
     expect(Object.isFrozen(c)).toBe(true);
@@ -102,6 +103,23 @@ describe('loadConfig', () => {
     for (const bad of ['0%', '51%', '-1', '1e9', '5 %', '100MB', 'lots']) {
       expect(() => loadConfig({ MIN_FREE_BYTES: bad }), bad).toThrow(/MIN_FREE_BYTES must be a number of bytes \(0 for no floor\) or a percentage/);
     }
+  });
+
+  it('turns flow control on with MAX_REPLICATION_LAG_MS, the hard limit 4 times it unless set above it', () => {
+    expect(loadConfig({ MAX_REPLICATION_LAG_MS: '0' }).flowControl).toBeUndefined();
+    expect(loadConfig({ MAX_REPLICATION_LAG_MS: '' }).flowControl).toBeUndefined();
+    expect(loadConfig({ MAX_REPLICATION_LAG_MS: '500' }).flowControl).toEqual({ targetMs: 500, hardMs: 2000 });
+    expect(loadConfig({ MAX_REPLICATION_LAG_MS: '500', MAX_REPLICATION_LAG_HARD_MS: '501' }).flowControl).toEqual({ targetMs: 500, hardMs: 501 });
+    expect(Object.isFrozen(loadConfig({ MAX_REPLICATION_LAG_MS: '500' }).flowControl)).toBe(true);
+    const cases: [Record<string, string>, RegExp][] = [
+      [{ MAX_REPLICATION_LAG_MS: '5' }, /MAX_REPLICATION_LAG_MS must be 0 \(off\) or from 10 to 86400000, got "5"/],
+      [{ MAX_REPLICATION_LAG_MS: '1s' }, /MAX_REPLICATION_LAG_MS must be an integer from 0 to 86400000, got "1s"/],
+      [{ MAX_REPLICATION_LAG_MS: '90000000' }, /MAX_REPLICATION_LAG_MS must be an integer/],
+      [{ MAX_REPLICATION_LAG_MS: '500', MAX_REPLICATION_LAG_HARD_MS: '500' }, /MAX_REPLICATION_LAG_HARD_MS must be greater than MAX_REPLICATION_LAG_MS \(500\)/],
+      [{ MAX_REPLICATION_LAG_MS: '500', MAX_REPLICATION_LAG_HARD_MS: 'x' }, /MAX_REPLICATION_LAG_HARD_MS must be an integer from 1 to 86400000, got "x"/],
+      [{ MAX_REPLICATION_LAG_HARD_MS: '2000' }, /MAX_REPLICATION_LAG_HARD_MS needs MAX_REPLICATION_LAG_MS/],
+    ];
+    for (const [env, message] of cases) expect(() => loadConfig(env), JSON.stringify(env)).toThrow(message);
   });
 
   it('accepts only plain decimal integers', () => {
