@@ -49,7 +49,7 @@ export interface FlowControlOptions {
   readonly pollMs?: number;
 }
 
-type Measured = Pick<LocalNode, 'name' | 'cursors' | 'seqOf' | 'readLog'> & { readonly closed?: boolean };
+type Measured = Pick<LocalNode, 'name' | 'cursors' | 'lastSeq' | 'seqOf' | 'readLog'> & { readonly closed?: boolean };
 
 interface Waiter {
   readonly since: number;

@@ -24,9 +24,11 @@ export function peerLag(node: LocalNode | undefined, ackedSeq: number, now: numb
  * clock moves ahead of it after seeing a peer's later clock), never earlier, so clock skew
  * can make the age smaller than it is, not larger.
  */
-export function ownWriteAge(node: Pick<LocalNode, 'name' | 'seqOf' | 'readLog'>, ownCursor: number, ownApplied: number, now: number = Date.now()): number {
+export function ownWriteAge(node: Pick<LocalNode, 'name' | 'lastSeq' | 'seqOf' | 'readLog'>, ownCursor: number, ownApplied: number, now: number = Date.now()): number {
   if (ownApplied >= ownCursor) return 0;
   const seq = node.seqOf(node.name, ownApplied + 1);
+  // Cursors show a commit a moment before the log reader does: a write that new is not old.
+  if (seq !== undefined && seq > node.lastSeq()) return 0;
   const entry = seq === undefined ? undefined : node.readLog(seq, 1)[0];
   if (entry === undefined || entry.seq !== seq) return Number.POSITIVE_INFINITY;
   return Math.max(0, now - entry.version[0]);

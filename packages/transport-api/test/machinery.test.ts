@@ -226,8 +226,9 @@ describe('TLS failure classification', () => {
 describe('ownWriteAge', () => {
   // A log of 10 entries; this node (a) wrote seqs 3, 6 and 9 (originSeq 1, 2, 3), dated 1000 + seq; the rest came from b.
   const own = new Map([[1, 3], [2, 6], [3, 9]]);
-  const node = (pruned: ReadonlySet<number> = new Set()) => ({
+  const node = (pruned: ReadonlySet<number> = new Set(), last = 10) => ({
     name: 'a',
+    lastSeq: () => last,
     seqOf: (origin: string, originSeq: number) => (origin === 'a' && !pruned.has(own.get(originSeq) ?? 0) ? own.get(originSeq) : undefined),
     readLog: (from: number) => (from <= 10 && !pruned.has(from) ? [{ seq: from, version: [1000 + from, 0, 'a'] }] : []),
   }) as unknown as LocalNode;
@@ -241,6 +242,8 @@ describe('ownWriteAge', () => {
     expect(ownWriteAge(node(), 3, 3, 2000)).toBe(0);
     expect(ownWriteAge(node(), 3, 5, 2000)).toBe(0);
     expect(ownWriteAge(node(), 3, 2, 500)).toBe(0);
+    // committed (the cursor shows it) but not yet in what the log reader serves
+    expect(ownWriteAge(node(new Set(), 8), 3, 2, 2000)).toBe(0);
   });
 
   it('is infinite for an unconfirmed own write the log no longer holds', () => {
