@@ -190,7 +190,7 @@ export async function startRehearsal(opts: RehearsalOptions): Promise<Rehearsal>
     return new Response(nullBody ? null : (reply.body ?? ''), { status: reply.status, headers: reply.headers ?? [] });
   };
 
-  /** Polls `url` from the client namespace until it answers 200 (and `check` accepts the body). */
+  /** Whether `url`, asked from the client namespace, answers 200 within 1 s (with a body `check` accepts). */
   const answers = async (url: string, check: (body: string) => boolean = () => true): Promise<boolean> => {
     const r = await fetchIn(url, { timeoutMs: 1000 });
     return r.status === 200 && check(await r.text());
