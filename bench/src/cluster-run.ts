@@ -1,16 +1,36 @@
-// One measured run of the published workload against a fresh cluster: the shared core of
-// `pnpm compare` and `pnpm bench:replication`.
+// One measured round of the published workload against a deployment: the shared core of
+// `pnpm compare` and `pnpm bench:replication`. A deployment is started here or reached by
+// URL (./deployment.ts); a round writes fresh records into its own table, waits until
+// every node holds every one of them with one digest, and measures.
 import { fileURLToPath } from 'node:url';
-import { startCluster, type Cluster, type ClusterOptions, type ClusterTransport } from '@replica/cluster';
+import type { ClusterOptions, ClusterTransport } from '@replica/cluster';
+import { modeOf, startLocal, transportOf, type Deployment, type Variant } from './deployment.js';
+import type { Breakdown } from './explain.js';
 import type { LoadJob, LoadResult } from './loadgen.js';
-import { cpuSeconds, peakRss, runJson } from './proc.js';
+import { runJson } from './proc.js';
 import type { IdMode } from './records.js';
+
+export { modeOf, transportOf, variantOf, VARIANTS, type Variant } from './deployment.js';
 
 const LOADGEN = fileURLToPath(new URL('./loadgen.js', import.meta.url));
 
-/** What a run deploys: a transport, and for nats its publish mode. */
-export type Variant = 'none' | 'plexus' | 'nats-per-write' | 'nats-batched';
-export const VARIANTS: readonly Variant[] = ['none', 'plexus', 'nats-per-write', 'nats-batched'];
+/** What one measured round writes. */
+export interface RoundOptions {
+  readonly ids: IdMode;
+  /** Records the round writes (every one a fresh id, POSTed once). */
+  readonly records: number;
+  readonly connections: number;
+  /** The table the round writes to: a fresh one per round. */
+  readonly table: string;
+  /** Unique per round of a deployment, so sequential ids of different rounds never collide. */
+  readonly tag: string;
+  /** How long the load plus replication may take before the round fails. Default 10 min. */
+  readonly timeoutMs?: number;
+  /** Called about once a second while the round runs. */
+  readonly onProgress?: (p: Progress) => void;
+  /** --explain: also measure each node's threads and fetch its CPU profile of the round. */
+  readonly explain?: boolean;
+}
 
 export interface RunOptions {
   readonly variant: Variant;
@@ -57,7 +77,7 @@ export interface Run {
   /** Entries per plexus frame, or per nats message. */
   readonly entriesPerFrame: number;
   readonly cpuSecPer1kWrites: { readonly nodes: number; readonly brokers: number; readonly loadgen: number };
-  /** CPU seconds of each process during the measured phase. */
+  /** CPU seconds of each process during the measured phase (brokers: [] where not measured). */
   readonly cpuSec: { readonly nodes: readonly number[]; readonly brokers: readonly number[]; readonly loadgen: number };
   readonly peakRssMiB: { readonly nodes: readonly number[]; readonly brokers: readonly number[] };
   /** Non-2xx responses plus connection errors the load generator saw. */
@@ -66,6 +86,8 @@ export interface Run {
   readonly verified: boolean;
   readonly digest: string;
   readonly seconds: number;
+  /** --explain: the CPU per write by component (see explain.ts). */
+  readonly breakdown?: Breakdown;
 }
 
 interface Status {
@@ -78,8 +100,6 @@ interface Scrape {
   bucketsMs: number[];
   entriesSent: number;
   batchesSent: number;
-  cpu: number[];
-  brokerCpu: number[];
 }
 
 async function getStatus(url: string): Promise<Status> {
@@ -88,20 +108,20 @@ async function getStatus(url: string): Promise<Status> {
   return (await res.json()) as Status;
 }
 
-async function scrape(cluster: Cluster): Promise<Scrape> {
+async function scrape(urls: readonly string[]): Promise<Scrape> {
   const lag: number[] = [];
   const bucketsMs: number[] = [];
   let entriesSent = 0;
   let batchesSent = 0;
-  for (const n of cluster.nodes) {
-    const text = await (await fetch(`${n.url}/metrics`)).text();
+  for (const url of urls) {
+    const text = await (await fetch(`${url}/metrics`)).text();
     let i = 0;
     for (const m of text.matchAll(/^replica_replication_lag_seconds_bucket\{le="([^"]+)"\} (\d+)$/gm)) {
       if (m[1] !== '+Inf') bucketsMs[i] = Number(m[1]) * 1000;
       lag[i] = (lag[i] ?? 0) + Number(m[2]);
       i++;
     }
-    const rep = (await getStatus(n.url)).replication;
+    const rep = (await getStatus(url)).replication;
     for (const p of rep.peers) {
       entriesSent += p.counters['entriesSent'] ?? 0;
       batchesSent += p.counters['batchesSent'] ?? 0;
@@ -110,16 +130,8 @@ async function scrape(cluster: Cluster): Promise<Scrape> {
     entriesSent += rep.counters?.['published'] ?? 0;
     batchesSent += rep.counters?.['messagesPublished'] ?? 0;
   }
-  return {
-    lag,
-    bucketsMs,
-    entriesSent,
-    batchesSent,
-    cpu: cluster.nodes.map((n) => cpuSeconds(n.pid)),
-    brokerCpu: cluster.natsServers.map((s) => cpuSeconds(s.pid)),
-  };
+  return { lag, bucketsMs, entriesSent, batchesSent };
 }
-
 /** Percentile of a cumulative-bucket histogram, interpolated inside the bucket. */
 export function histogramPercentile(cumulative: readonly number[], bucketsMs: readonly number[], p: number): number {
   const total = cumulative.at(-1) ?? 0;
@@ -138,8 +150,8 @@ export function histogramPercentile(cumulative: readonly number[], bucketsMs: re
 }
 
 /** Counts of `table` on every node. */
-async function counts(cluster: Cluster, table: string): Promise<{ counts: number[]; digests: (string | undefined)[] }> {
-  const s = await Promise.all(cluster.nodes.map((n) => getStatus(n.url)));
+async function counts(urls: readonly string[], table: string): Promise<{ counts: number[]; digests: (string | undefined)[] }> {
+  const s = await Promise.all(urls.map((u) => getStatus(u)));
   return { counts: s.map((x) => x.tables[table]?.count ?? 0), digests: s.map((x) => x.tables[table]?.digest) };
 }
 
@@ -147,11 +159,11 @@ async function counts(cluster: Cluster, table: string): Promise<{ counts: number
  * Waits until every node holds at least `count` records of `table` with one digest.
  * Returns when that was first seen (ms), and whether every node holds exactly `count`.
  */
-async function waitReplicated(cluster: Cluster, table: string, count: number, timeoutMs: number, tick?: () => void): Promise<{ at: number; digest: string; exact: boolean }> {
+async function waitReplicated(urls: readonly string[], table: string, count: number, timeoutMs: number, tick?: () => void): Promise<{ at: number; digest: string; exact: boolean }> {
   const deadline = Date.now() + timeoutMs;
   let lastTick = 0;
   for (;;) {
-    const { counts: c, digests } = await counts(cluster, table);
+    const { counts: c, digests } = await counts(urls, table);
     const at = Date.now();
     if (c.every((x) => x >= count) && new Set(digests).size === 1) {
       return { at, digest: digests[0] ?? '', exact: c.every((x) => x === count) };
@@ -163,23 +175,6 @@ async function waitReplicated(cluster: Cluster, table: string, count: number, ti
     }
     await new Promise((r) => setTimeout(r, 25));
   }
-}
-
-const MODE: Record<Variant, string> = { none: 'standalone', plexus: 'direct', 'nats-per-write': 'per-write', 'nats-batched': 'batched' };
-
-/** The mode a run of `variant` reports: direct (plexus), per-write or batched (nats), standalone (none). */
-export function modeOf(variant: Variant): string {
-  return MODE[variant];
-}
-
-/** The cluster transport a variant runs on. */
-export function transportOf(variant: Variant): ClusterTransport {
-  return variant.startsWith('nats') ? 'nats' : (variant as ClusterTransport);
-}
-
-/** The variant of a run, from its transport and mode. */
-export function variantOf(run: Pick<Run, 'transport' | 'mode'>): Variant {
-  return run.transport === 'nats' ? (`nats-${run.mode}` as Variant) : run.transport === 'plexus' ? 'plexus' : 'none';
 }
 
 /** A run that threw before it measured anything: its place in the report, with the reason. */
@@ -206,90 +201,98 @@ export function failedRun(o: Pick<RunOptions, 'variant' | 'nodes' | 'ids'>, err:
   return { transport: transportOf(o.variant), mode: modeOf(o.variant), nodes: o.nodes, ids: o.ids, records: 0, acceptedPerSec: 0, replicatedPerSec: 0, errors: 1, verified: false, failure };
 }
 
+/** Writes `records` records (of a table of their own) through every node of `dep`, and waits until every node holds them. */
+export async function warmUp(dep: Deployment, o: { readonly records: number; readonly connections: number; readonly ids: IdMode; readonly tag: string; readonly timeoutMs?: number }): Promise<void> {
+  if (o.records <= 0) return;
+  const timeoutMs = o.timeoutMs ?? 600_000;
+  const table = `warmup${o.tag}`;
+  const job: LoadJob = { urls: dep.urls, connections: o.connections, durationSec: timeoutMs / 1000, maxRequests: o.records, ids: o.ids, table, idPrefix: `w${o.tag}` };
+  const warm = await runJson<LoadResult>(LOADGEN, job, timeoutMs);
+  if (warm.ok === 0) throw new Error(`warm-up: no write succeeded (${JSON.stringify(warm.statusCounts)}, ${warm.errors} errors)`);
+  await waitReplicated(dep.urls, table, warm.ok, 120_000);
+}
+
 /**
- * Starts a fresh cluster (fresh data directories), warms it up, runs the measured
- * load, waits until every node holds every record, measures, and stops the cluster —
- * also when anything fails.
+ * One measured round on a running deployment: the load writes `records` fresh records to
+ * `table` through every node; the round ends when every node holds every acknowledged
+ * record with one digest. CPU is the deployment's processes' from just before the load
+ * to that moment.
+ */
+export async function measureRound(dep: Deployment, o: RoundOptions): Promise<Run> {
+  const started = Date.now();
+  const report = (phase: Progress['phase'], most = 0, everywhere = 0) => o.onProgress?.({ phase, elapsedSec: (Date.now() - started) / 1000, most, everywhere });
+  const timeoutMs = o.timeoutMs ?? 600_000;
+  const urls = dep.urls;
+  const job: LoadJob = { urls, connections: o.connections, durationSec: timeoutMs / 1000, maxRequests: o.records, ids: o.ids, table: o.table, idPrefix: `m${o.tag}` };
+  const before = await scrape(urls);
+  const cpuBefore = await dep.cpu();
+  if (o.explain) dep.explain?.begin(o.table);
+  const poll = async () => {
+    try {
+      const { counts: c } = await counts(urls, o.table);
+      report('load', Math.max(...c), Math.min(...c));
+    } catch {
+      // progress is best effort
+    }
+  };
+  const poller = setInterval(() => void poll(), 1000);
+  let r: LoadResult;
+  try {
+    r = await runJson<LoadResult>(LOADGEN, job, timeoutMs);
+  } finally {
+    clearInterval(poller);
+  }
+  const tick = () => void counts(urls, o.table).then(({ counts: c }) => report('replicating', Math.max(...c), Math.min(...c)), () => {});
+  const done = await waitReplicated(urls, o.table, r.ok, Math.max(60_000, timeoutMs - (Date.now() - r.firstMs)), tick);
+  const cpuAfter = await dep.cpu();
+  if (o.explain) dep.explain?.end(o.table);
+  const after = await scrape(urls);
+  const bucketsMs = after.bucketsMs;
+  const lag = after.lag.map((v, i) => v - (before.lag[i] ?? 0));
+  const nodeCpu = cpuAfter.nodes.map((v, i) => Number((v - (cpuBefore.nodes[i] ?? 0)).toFixed(2)));
+  const brokerCpu = cpuAfter.brokers.map((v, i) => Number((v - (cpuBefore.brokers[i] ?? 0)).toFixed(2)));
+  const sum = (xs: readonly number[]) => xs.reduce((s, v) => s + v, 0);
+  const per1k = (sec: number) => (r.ok > 0 ? Number(((sec * 1000) / r.ok).toFixed(4)) : 0);
+  const batches = after.batchesSent - before.batchesSent;
+  const errors = r.non2xx + r.errors;
+  return {
+    transport: transportOf(dep.variant),
+    mode: modeOf(dep.variant),
+    nodes: urls.length,
+    ids: o.ids,
+    records: r.ok,
+    acceptedPerSec: Math.round(r.perSec),
+    replicatedPerSec: Math.round(r.ok / ((done.at - r.firstMs) / 1000)),
+    postP50Ms: r.p50,
+    postP99Ms: r.p99,
+    lagP50Ms: histogramPercentile(lag, bucketsMs, 50),
+    lagP99Ms: histogramPercentile(lag, bucketsMs, 99),
+    entriesPerFrame: batches > 0 ? Math.round(((after.entriesSent - before.entriesSent) / batches) * 10) / 10 : 0,
+    cpuSecPer1kWrites: { nodes: per1k(sum(nodeCpu)), brokers: per1k(sum(brokerCpu)), loadgen: per1k(r.cpuSec) },
+    cpuSec: { nodes: nodeCpu, brokers: brokerCpu, loadgen: Number(r.cpuSec.toFixed(2)) },
+    peakRssMiB: await dep.peakRssMiB(),
+    errors,
+    verified: done.exact && errors === 0 && r.ok === o.records,
+    digest: done.digest,
+    seconds: Number(((done.at - r.firstMs) / 1000).toFixed(2)),
+  };
+}
+
+/**
+ * Starts a fresh local cluster (fresh data directories), warms it up, runs one measured
+ * round, and stops the cluster — also when anything fails.
  */
 export async function runCluster(o: RunOptions): Promise<Run> {
   const started = Date.now();
-  const report = (phase: Progress['phase'], most = 0, everywhere = 0) => o.onProgress?.({ phase, elapsedSec: (Date.now() - started) / 1000, most, everywhere });
-  report('starting');
-  const cluster = await startCluster({
-    nodes: o.nodes,
-    transport: transportOf(o.variant),
-    ...(o.variant === 'nats-batched' ? { natsMode: 'batched' as const } : {}),
-    ...(o.variant === 'nats-per-write' ? { natsMode: 'per-write' as const } : {}),
-    ...o.cluster,
-  });
-  const timeoutMs = o.timeoutMs ?? 600_000;
-  let poller: NodeJS.Timeout | undefined;
+  o.onProgress?.({ phase: 'starting', elapsedSec: 0, most: 0, everywhere: 0 });
+  const dep = await startLocal(o.variant, o.nodes, o.cluster);
   try {
-    const urls = cluster.nodes.map((n) => n.url);
-    const job = (table: string, max: number, prefix: string): LoadJob => ({
-      urls,
-      connections: o.connections,
-      durationSec: timeoutMs / 1000,
-      maxRequests: max,
-      ids: o.ids,
-      table,
-      idPrefix: prefix,
-    });
     if (o.warmup > 0) {
-      report('warmup');
-      const warm = await runJson<LoadResult>(LOADGEN, job('warmup', o.warmup, `w${o.tag}`), timeoutMs);
-      if (warm.ok === 0) throw new Error(`warm-up: no write succeeded (${JSON.stringify(warm.statusCounts)}, ${warm.errors} errors)`);
-      await waitReplicated(cluster, 'warmup', warm.ok, 120_000);
+      o.onProgress?.({ phase: 'warmup', elapsedSec: (Date.now() - started) / 1000, most: 0, everywhere: 0 });
+      await warmUp(dep, { records: o.warmup, connections: o.connections, ids: o.ids, tag: o.tag, ...(o.timeoutMs ? { timeoutMs: o.timeoutMs } : {}) });
     }
-    const before = await scrape(cluster);
-    const poll = async () => {
-      try {
-        const { counts: c } = await counts(cluster, 'bench');
-        report('load', Math.max(...c), Math.min(...c));
-      } catch {
-        // progress is best effort
-      }
-    };
-    poller = setInterval(() => void poll(), 1000);
-    const r = await runJson<LoadResult>(LOADGEN, job('bench', o.records, `m${o.tag}`), timeoutMs);
-    clearInterval(poller);
-    poller = undefined;
-    const done = await waitReplicated(cluster, 'bench', r.ok, Math.max(60_000, timeoutMs - (Date.now() - r.firstMs)), () => void counts(cluster, 'bench').then(({ counts: c }) => report('replicating', Math.max(...c), Math.min(...c)), () => {}));
-    const after = await scrape(cluster);
-    const bucketsMs = after.bucketsMs;
-    const lag = after.lag.map((v, i) => v - (before.lag[i] ?? 0));
-    const nodeCpu = after.cpu.map((v, i) => Number((v - (before.cpu[i] ?? 0)).toFixed(2)));
-    const brokerCpu = after.brokerCpu.map((v, i) => Number((v - (before.brokerCpu[i] ?? 0)).toFixed(2)));
-    const sum = (xs: readonly number[]) => xs.reduce((s, v) => s + v, 0);
-    const per1k = (sec: number) => (r.ok > 0 ? Number(((sec * 1000) / r.ok).toFixed(4)) : 0);
-    const batches = after.batchesSent - before.batchesSent;
-    const errors = r.non2xx + r.errors;
-    return {
-      transport: transportOf(o.variant),
-      mode: modeOf(o.variant),
-      nodes: o.nodes,
-      ids: o.ids,
-      records: r.ok,
-      acceptedPerSec: Math.round(r.perSec),
-      replicatedPerSec: Math.round(r.ok / ((done.at - r.firstMs) / 1000)),
-      postP50Ms: r.p50,
-      postP99Ms: r.p99,
-      lagP50Ms: histogramPercentile(lag, bucketsMs, 50),
-      lagP99Ms: histogramPercentile(lag, bucketsMs, 99),
-      entriesPerFrame: batches > 0 ? Math.round(((after.entriesSent - before.entriesSent) / batches) * 10) / 10 : 0,
-      cpuSecPer1kWrites: { nodes: per1k(sum(nodeCpu)), brokers: per1k(sum(brokerCpu)), loadgen: per1k(r.cpuSec) },
-      cpuSec: { nodes: nodeCpu, brokers: brokerCpu, loadgen: Number(r.cpuSec.toFixed(2)) },
-      peakRssMiB: {
-        nodes: cluster.nodes.map((n) => Math.round(peakRss(n.pid) / 2 ** 20)),
-        brokers: cluster.natsServers.map((s) => Math.round(peakRss(s.pid) / 2 ** 20)),
-      },
-      errors,
-      verified: done.exact && errors === 0 && r.ok === o.records,
-      digest: done.digest,
-      seconds: Number(((done.at - r.firstMs) / 1000).toFixed(2)),
-    };
+    return await measureRound(dep, { ids: o.ids, records: o.records, connections: o.connections, table: 'bench', tag: o.tag, ...(o.timeoutMs ? { timeoutMs: o.timeoutMs } : {}), ...(o.onProgress ? { onProgress: o.onProgress } : {}) });
   } finally {
-    if (poller) clearInterval(poller);
-    await cluster.stop();
+    await dep.stop();
   }
 }

@@ -1,14 +1,17 @@
 // `pnpm compare`: the published 4.3 → 4.4 replicated-write comparison, side by side on
-// this machine. For every cluster size and key mode it runs the same load on fresh
-// clusters of plexus, nats per-write (the 4.3 shape) and nats batched, verifies that
-// every node holds every record with one digest, and reports the plexus/nats ratios.
+// this machine (or against deployments elsewhere, --urls). For every cluster size and key
+// mode it starts clusters of plexus, nats per-write (the 4.3 shape) and nats batched, and
+// runs rounds of the same load on each in turn, verifying that every node holds every
+// record with one digest; it reports the plexus/nats ratios with their intervals and the
+// CPU each path spends per write.
 // stderr: a live progress line. stdout: the tables, then ONE JSON summary line (last).
-// The pieces live in ./compare/: args (flags), plan (which runs), execute (running
-// them), aggregate (medians and ratios) and report (files and stdout).
+// The pieces live in ./compare/: args (flags), plan (which configurations), execute
+// (running them), aggregate (medians, ratios, intervals) and report (files and stdout).
 import { stopAllClusters } from '@replica/cluster';
 import { isParseArgsError, parseErrorMessage, versionOf } from '@replica/transport-api/cli';
 import { parseCompareArgs, USAGE, UsageError } from './compare/args.js';
-import { executePlan } from './compare/execute.js';
+import { executePlan, localRunner, remoteRunner } from './compare/execute.js';
+import { connectRemote, DeploymentError, type Deployment } from './deployment.js';
 import { buildPlan } from './compare/plan.js';
 import { progressReporter } from './compare/progress.js';
 import { buildReport, writeReport } from './compare/report.js';
@@ -43,11 +46,32 @@ async function main(argv: readonly string[]): Promise<number> {
     process.stdout.write(`compare ${versionOf(new URL('../package.json', import.meta.url))}\n`);
     return EXIT.ok;
   }
-  const options = parsed.options;
+  let options = parsed.options;
+  let runner = localRunner(options.maxLagMs === null ? {} : { MAX_REPLICATION_LAG_MS: String(options.maxLagMs) }, options.explain);
+  let runId = '';
+  if (options.urls.length > 0) {
+    const deployments: Deployment[] = [];
+    try {
+      for (const urls of options.urls) deployments.push(await connectRemote(urls));
+    } catch (err) {
+      if (!(err instanceof DeploymentError)) throw err;
+      process.stderr.write(`compare: ${err.message}\n`);
+      return EXIT.usage;
+    }
+    const variants = deployments.map((d) => d.variant);
+    if (new Set(variants).size !== variants.length) {
+      process.stderr.write(`compare: two deployments run the same transport and mode (${variants.join(', ')}): give one per path\n`);
+      return EXIT.usage;
+    }
+    options = Object.freeze({ ...options, transports: Object.freeze(variants) });
+    runner = remoteRunner(deployments);
+    // tables of this comparison stay apart from those of earlier ones on the same deployments
+    runId = `x${Date.now().toString(36)}_`;
+  }
   const plan = buildPlan(options);
   stopOnSignals();
   const startedAt = Date.now();
-  const outcomes = await executePlan(plan, options, progressReporter(plan.length, options.records));
+  const outcomes = await executePlan(plan, options, progressReporter(options.records), runner, runId);
   const report = buildReport({ options, outcomes, info: machineInfo(), minutes: (Date.now() - startedAt) / 60_000 });
   writeReport(report);
   process.stdout.write(report.stdout);

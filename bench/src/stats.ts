@@ -18,3 +18,57 @@ export function median(xs: readonly number[]): number {
   const mid = s.length >> 1;
   return s.length % 2 === 1 ? (s[mid] as number) : ((s[mid - 1] as number) + (s[mid] as number)) / 2;
 }
+
+/** The q-quantile (0…1) of sorted `xs`, linearly interpolated between order statistics. */
+export function quantile(sorted: readonly number[], q: number): number {
+  if (sorted.length === 0) return Number.NaN;
+  const pos = (sorted.length - 1) * q;
+  const lo = Math.floor(pos);
+  const hi = Math.ceil(pos);
+  return (sorted[lo] as number) + ((sorted[hi] as number) - (sorted[lo] as number)) * (pos - lo);
+}
+
+/** mulberry32: a small seeded PRNG, so that a report computed twice from the same data is the same. */
+export function seededRandom(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** A point estimate with its confidence interval. */
+export interface Interval {
+  readonly median: number;
+  readonly low: number;
+  readonly high: number;
+}
+
+/** Resamples drawn by {@link bootstrapInterval}. */
+export const BOOTSTRAP_RESAMPLES = 4000;
+/** Fewer samples than this give no interval: a bootstrap over one or two rounds says nothing. */
+export const MIN_SAMPLES_FOR_INTERVAL = 3;
+
+/**
+ * The statistic of `groups` with a 95 % percentile-bootstrap interval: each resample
+ * draws, within every group independently, as many samples as the group has, with
+ * replacement, and applies `statistic` to the resampled groups. One group of per-round
+ * ratios with `statistic = g => median(g[0])` is the interval of a median ratio; several
+ * groups (one per configuration) with the mean of their medians is the interval of the
+ * mean ratio. Deterministic (seeded). Null when a group has fewer than
+ * {@link MIN_SAMPLES_FOR_INTERVAL} samples.
+ */
+export function bootstrapInterval(groups: readonly (readonly number[])[], statistic: (groups: readonly (readonly number[])[]) => number, level = 0.95): Interval | null {
+  if (groups.length === 0 || groups.some((g) => g.length < MIN_SAMPLES_FOR_INTERVAL)) return null;
+  const random = seededRandom(0x5eed);
+  const estimates: number[] = [];
+  for (let b = 0; b < BOOTSTRAP_RESAMPLES; b++) {
+    estimates.push(statistic(groups.map((g) => Array.from(g, () => g[Math.floor(random() * g.length)] as number))));
+  }
+  estimates.sort((x, y) => x - y);
+  const tail = (1 - level) / 2;
+  return { median: statistic(groups), low: quantile(estimates, tail), high: quantile(estimates, 1 - tail) };
+}

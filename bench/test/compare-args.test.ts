@@ -23,23 +23,51 @@ describe('compare options', () => {
       nodes: [4, 5, 6, 8],
       ids: ['random', 'sequential'],
       transports: ['plexus', 'nats-per-write', 'nats-batched'],
-      records: 24000,
+      records: 16000,
       warmup: 3000,
       connections: 500,
-      rounds: 1,
+      rounds: 3,
+      budgetSec: null,
       baseline: true,
+      urls: [],
+      explain: false,
+      maxLagMs: null,
       out: RESULTS_DIR,
     });
     expect(RESULTS_DIR).toMatch(/[/\\]bench[/\\]results$/);
   });
 
-  it('--quick: 4 nodes, random ids, 16,000 records, no baseline; the same warm-up', () => {
-    expect(options(['--quick'])).toMatchObject({ quick: true, nodes: [4], ids: ['random'], records: 16000, warmup: 3000, baseline: false });
+  it('--quick: 4 nodes, random ids, rounds of 5,000 records for 90 s (at most 40), no baseline; the same warm-up', () => {
+    expect(options(['--quick'])).toMatchObject({ quick: true, nodes: [4], ids: ['random'], records: 5000, warmup: 3000, rounds: 40, budgetSec: 90, baseline: false });
+    expect(options(['--quick', '--rounds', '5'])).toMatchObject({ rounds: 5, budgetSec: null });
+    expect(options(['--quick', '--budget', '30'])).toMatchObject({ rounds: 40, budgetSec: 30 });
+    expect(options(['--budget', '30'])).toMatchObject({ rounds: 3, budgetSec: 30 });
+  });
+
+  it('--urls: one deployment per flag, base URLs only, the configuration from their count; flags about local clusters refused', () => {
+    const o = options(['--urls', 'http://198.18.0.1:8080/, http://198.18.0.2:8080', '--urls', 'http://h3:8080,http://h4:8080', '--ids', 'sequential', '--rounds', '4']);
+    expect(o).toMatchObject({ urls: [['http://198.18.0.1:8080', 'http://198.18.0.2:8080'], ['http://h3:8080', 'http://h4:8080']], nodes: [2], transports: [], baseline: false, rounds: 4, ids: ['sequential'] });
+    expect(Object.isFrozen(o.urls[0])).toBe(true);
+    expect(usageError(['--urls', 'h1:8080'])).toMatch(/^--urls: "h1:8080" must be a node's base URL/);
+    expect(usageError(['--urls', 'not a url'])).toBe('--urls: "not a url" is not a URL (http://host:port)');
+    expect(usageError(['--urls', 'http://h1:8080/status'])).toMatch(/without a path/);
+    expect(usageError(['--urls', 'http://h1:8080,http://h1:8080/'])).toBe('--urls: "http://h1:8080/" is given twice');
+    expect(usageError(['--urls', ','])).toBe('--urls: give at least one node URL');
+    expect(usageError(['--urls', 'http://a:1,http://b:1', '--urls', 'http://c:1'])).toBe('--urls: every deployment needs the same number of nodes to be compared (got 2 and 1)');
+    for (const flag of [['--nodes', '4'], ['--transports', 'plexus'], ['--baseline', 'yes'], ['--explain'], ['--max-lag', '500']]) {
+      expect(usageError(['--urls', 'http://a:1', ...flag])).toMatch(new RegExp(`^${flag[0]} does not apply with --urls`));
+    }
+  });
+
+  it('--explain and --max-lag', () => {
+    expect(options(['--explain', '--max-lag', '500'])).toMatchObject({ explain: true, maxLagMs: 500 });
+    expect(usageError(['--max-lag', '0'])).toMatch(/^--max-lag must be integers ≥ 1/);
+    expect(usageError(['--budget', 'soon'])).toMatch(/^--budget must be integers ≥ 1/);
   });
 
   it('takes explicit values over the --quick defaults', () => {
     const o = options(['--quick', '--nodes', '2, 3', '--ids', 'sequential', '--transports', 'nats-batched,plexus', '--records', '400', '--warmup', '0', '--connections', '20', '--rounds', '3', '--baseline', 'yes', '--out', '/tmp/x']);
-    expect(o).toEqual({ quick: true, nodes: [2, 3], ids: ['sequential'], transports: ['nats-batched', 'plexus'], records: 400, warmup: 0, connections: 20, rounds: 3, baseline: true, out: '/tmp/x' });
+    expect(o).toEqual({ quick: true, nodes: [2, 3], ids: ['sequential'], transports: ['nats-batched', 'plexus'], records: 400, warmup: 0, connections: 20, rounds: 3, budgetSec: null, baseline: true, urls: [], explain: false, maxLagMs: null, out: '/tmp/x' });
   });
 
   it('returns frozen options', () => {

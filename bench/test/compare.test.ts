@@ -3,6 +3,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { startCluster, type Cluster } from '@replica/cluster';
 import { afterAll, describe, expect, it } from 'vitest';
 import { barChartSvg } from '../src/svg.js';
 import { mean, median, stddev } from '../src/stats.js';
@@ -28,47 +29,105 @@ describe('report helpers', () => {
   });
 });
 
+interface Summary {
+  runs: { transport: string; mode: string; nodes: number; ids: string; round: number; records: number; acceptedPerSec: number; replicatedPerSec: number; cpuMsPerWrite: number | null; errors: number; verified: boolean }[];
+  ratios: { nodes: number; ids: string; versus: string; ratio: number; interval: { low: number; high: number } | null; cpuRatio: number; rounds: number }[];
+  meanRatio: number;
+  meanRatioInterval: { low: number; high: number } | null;
+  meanCpuRatio: number;
+  published: { mean: number; coversMean: boolean | null };
+  breakdown: { variant: string; msPerWrite: Record<'http' | 'store' | 'transportSend' | 'transportReceive' | 'transportShared' | 'broker', number>; sum: number; total: number }[];
+  report: string;
+}
+
+function compare(args: string[]): Promise<{ stdout: string; stderr: string; code: number | null }> {
+  return new Promise((resolve) => {
+    execFile(process.execPath, [COMPARE, ...args], { timeout: 240_000, maxBuffer: 16 * 2 ** 20 }, (err, so, se) => resolve({ stdout: so, stderr: se, code: err ? ((err as { code?: number }).code ?? 1) : 0 }));
+  });
+}
+
+const summaryOf = (stdout: string) => JSON.parse(stdout.trim().split('\n').at(-1) as string) as Summary;
+
 describe('pnpm compare', () => {
   const out = mkdtempSync(join(tmpdir(), 'replica-compare-'));
-  afterAll(() => rmSync(out, { recursive: true, force: true }));
+  const clusters: Cluster[] = [];
+  afterAll(async () => {
+    await Promise.all(clusters.map((c) => c.stop()));
+    rmSync(out, { recursive: true, force: true });
+  });
 
-  it('runs every transport on fresh clusters, verifies them, and ends with the JSON summary', async () => {
-    const args = ['--nodes', '2', '--ids', 'random', '--records', '400', '--warmup', '50', '--connections', '20', '--baseline', 'no', '--out', out];
-    const { stdout, code } = await new Promise<{ stdout: string; code: number | null }>((resolve) => {
-      execFile(process.execPath, [COMPARE, ...args], { timeout: 240_000, maxBuffer: 16 * 2 ** 20 }, (err, so) => resolve({ stdout: so, code: err ? ((err as { code?: number }).code ?? 1) : 0 }));
-    });
-    const last = stdout.trim().split('\n').at(-1) as string;
-    const summary = JSON.parse(last) as {
-      runs: { transport: string; mode: string; nodes: number; ids: string; records: number; acceptedPerSec: number; replicatedPerSec: number; errors: number; verified: boolean }[];
-      ratios: { nodes: number; ids: string; versus: string; ratio: number }[];
-      meanRatio: number;
-      stdRatio: number;
-      report: string;
-    };
+  it('runs rounds of every transport on clusters it starts, verifies them, explains their CPU, and ends with the JSON summary', async () => {
+    const args = ['--nodes', '2', '--ids', 'random', '--records', '400', '--warmup', '50', '--connections', '20', '--rounds', '3', '--baseline', 'no', '--explain', '--out', out];
+    const { stdout, code } = await compare(args);
+    const summary = summaryOf(stdout);
     expect(code, stdout).toBe(0);
-    expect(summary.runs.map((r) => `${r.transport}/${r.mode}`)).toEqual(['plexus/direct', 'nats/per-write', 'nats/batched']);
+    expect(summary.runs.map((r) => `${r.transport}/${r.mode}/${r.round}`)).toEqual([
+      'plexus/direct/0', 'nats/per-write/0', 'nats/batched/0',
+      'nats/per-write/1', 'nats/batched/1', 'plexus/direct/1',
+      'nats/batched/2', 'plexus/direct/2', 'nats/per-write/2',
+    ]);
     for (const r of summary.runs) {
       expect(r).toMatchObject({ nodes: 2, ids: 'random', records: 400, errors: 0, verified: true });
       expect(r.replicatedPerSec).toBeGreaterThan(0);
-      expect(r.acceptedPerSec).toBeGreaterThan(0);
+      expect(r.cpuMsPerWrite).toBeGreaterThan(0);
     }
     expect(summary.ratios.map((r) => r.versus)).toEqual(['per-write', 'batched']);
-    const plexus = summary.runs[0]?.replicatedPerSec as number;
-    expect(summary.ratios[0]?.ratio).toBeCloseTo(plexus / (summary.runs[1]?.replicatedPerSec as number), 2);
-    expect(summary.meanRatio).toBe(summary.ratios[0]?.ratio);
-    expect(summary.stdRatio).toBe(0);
+    const speed = (mode: string, round: number) => summary.runs.find((r) => r.mode === mode && r.round === round)?.replicatedPerSec as number;
+    const perRound = [0, 1, 2].map((k) => speed('direct', k) / speed('per-write', k)).sort((a, b) => a - b);
+    const pw = summary.ratios[0] as Summary['ratios'][0];
+    expect(pw.ratio).toBeCloseTo(perRound[1] as number, 2); // the median of the paired rounds
+    expect(pw.rounds).toBe(3);
+    expect(pw.interval?.low).toBeLessThanOrEqual(pw.ratio);
+    expect(pw.interval?.high).toBeGreaterThanOrEqual(pw.ratio);
+    expect(pw.cpuRatio).toBeGreaterThan(0);
+    expect(summary.meanRatio).toBe(pw.ratio);
+    expect(summary.published.coversMean).toBe(pw.interval ? pw.interval.low <= 1.51 && 1.51 <= pw.interval.high : null);
+    // --explain: a breakdown per path whose components add up to what /proc measured
+    expect(summary.breakdown.map((b) => b.variant)).toEqual(['plexus', 'nats-per-write', 'nats-batched']);
+    for (const b of summary.breakdown) {
+      expect(Math.abs(b.sum - b.total) / b.total, `${b.variant}: components ${b.sum} vs total ${b.total}`).toBeLessThanOrEqual(0.1);
+      expect(b.msPerWrite.http + b.msPerWrite.store, b.variant).toBeGreaterThan(0);
+      expect(b.msPerWrite.transportSend + b.msPerWrite.transportReceive + b.msPerWrite.transportShared, b.variant).toBeGreaterThan(0);
+      if (b.variant === 'plexus') expect(b.msPerWrite.broker).toBe(0);
+      else expect(b.msPerWrite.broker, b.variant).toBeGreaterThan(0);
+    }
     const base = summary.report.replace(/\.md$/, '');
     for (const ext of ['.md', '.json', '.svg']) expect(existsSync(`${base}${ext}`), ext).toBe(true);
-    const full = JSON.parse(readFileSync(`${base}.json`, 'utf8')) as { sha: string; node: string; cpu: string; runs: { cpuSec: { nodes: number[]; brokers: number[] } }[] };
+    const full = JSON.parse(readFileSync(`${base}.json`, 'utf8')) as { format: number; sha: string; node: string; runs: { cpuSec: { nodes: number[]; brokers: number[] } }[] };
+    expect(full.format).toBe(2);
     expect(full.node).toBe(process.version);
     expect(full.runs[1]?.cpuSec.brokers).toHaveLength(2); // every nats-server measured
-    expect(readFileSync(`${base}.md`, 'utf8')).toMatch(/plexus \/ per-write/);
+    expect(readFileSync(`${base}.md`, 'utf8')).toMatch(/plexus \/ per-write \[95 % CI\]/);
+  });
+
+  it('--urls: measures deployments it did not start, reading their transport and mode from /status', async () => {
+    clusters.push(await startCluster({ nodes: 2, transport: 'plexus' }), await startCluster({ nodes: 2, transport: 'nats', natsMode: 'batched' }));
+    const [plexus, nats] = clusters as [Cluster, Cluster];
+    const urls = (c: Cluster) => c.nodes.map((n) => n.url).join(',');
+    const { stdout, stderr, code } = await compare(['--urls', urls(plexus), '--urls', urls(nats), '--ids', 'random', '--records', '300', '--warmup', '30', '--connections', '10', '--rounds', '3', '--out', out]);
+    expect(code, stderr).toBe(0);
+    const summary = summaryOf(stdout);
+    expect(summary.runs.map((r) => `${r.mode}/${r.round}`)).toEqual(['direct/0', 'batched/0', 'batched/1', 'direct/1', 'direct/2', 'batched/2']);
+    for (const r of summary.runs) expect(r).toMatchObject({ nodes: 2, records: 300, errors: 0, verified: true });
+    expect(summary.ratios).toMatchObject([{ nodes: 2, versus: 'batched', rounds: 3 }]);
+    expect(stdout).toContain(`running deployments ${urls(plexus)} and ${urls(nats)}`);
+    // the deployments are left running, and hold the rounds' tables
+    const status = (await (await fetch(`${plexus.nodes[1]?.url}/status`)).json()) as { tables: Record<string, { count: number }> };
+    expect(Object.entries(status.tables).filter(([t]) => /^cx[0-9a-z]+_0r\d$/.test(t)).map(([, v]) => v.count)).toEqual([300, 300, 300]);
+  });
+
+  it('--urls: refuses a node it cannot reach, and two deployments of one path, with exit code 2', async () => {
+    const [plexus] = clusters as [Cluster];
+    const unreachable = await compare(['--urls', 'http://127.0.0.1:9', '--out', out]);
+    expect(unreachable.code).toBe(2);
+    expect(unreachable.stderr).toMatch(/^compare: http:\/\/127\.0\.0\.1:9: unreachable/);
+    const same = await compare(['--urls', plexus.nodes[0]?.url as string, '--urls', plexus.nodes[1]?.url as string, '--out', out]);
+    expect(same.code).toBe(2);
+    expect(same.stderr).toMatch(/two deployments run the same transport and mode \(plexus, plexus\)/);
   });
 
   it('refuses bad options with a usage message and exit code 2', async () => {
-    const { stderr, code } = await new Promise<{ stderr: string; code: number | null }>((resolve) => {
-      execFile(process.execPath, [COMPARE, '--nodes', 'four', '--out', out], (err, _so, se) => resolve({ stderr: se, code: err ? ((err as { code?: number }).code ?? 1) : 0 }));
-    });
+    const { stderr, code } = await compare(['--nodes', 'four', '--out', out]);
     expect(code).toBe(2);
     expect(stderr).toMatch(/--nodes must be integers/);
   });

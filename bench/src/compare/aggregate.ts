@@ -1,31 +1,60 @@
-// The figures `pnpm compare` reports beyond single runs: medians over rounds, the
-// plexus/nats ratio per configuration, and the mean and spread of those ratios.
-import { isRun, variantOf, type Variant } from '../cluster-run.js';
+// The figures `pnpm compare` reports beyond single runs. Rounds are paired: in round k
+// every transport ran once, back to back on the same machine, so the ratio of round k
+// (plexus ÷ the nats mode) is free of the drift between rounds. Per configuration the
+// report gives the median of those per-round ratios with a 95 % bootstrap interval over
+// rounds, the same for the CPU each path spends per write, and across configurations the
+// mean of the medians with its own interval (rounds resampled within each configuration).
+import { isRun, variantOf, type Run, type Variant } from '../cluster-run.js';
 import type { IdMode } from '../records.js';
-import { mean, median, stddev } from '../stats.js';
+import { COMPONENTS, type Breakdown, type Component } from '../explain.js';
+import { bootstrapInterval, mean, median, stddev, type Interval } from '../stats.js';
 import type { CompareOptions } from './args.js';
 import type { ComparedOutcome } from './execute.js';
 import { configsOf, type Config } from './plan.js';
+
+/** The published Harper 4.3 → 4.4 replicated-write gain: mean and standard deviation over 4/5/6/8 nodes. */
+export const PUBLISHED = { mean: 1.51, std: 0.09 } as const;
+
+/** A ratio's 95 % interval, or null with fewer than 3 paired rounds. */
+export type Bounds = { readonly low: number; readonly high: number } | null;
 
 export interface Ratio {
   readonly nodes: number;
   readonly ids: IdMode;
   /** The nats mode plexus is measured against: per-write or batched. */
   readonly versus: string;
-  /** Plexus's median replicated/s ÷ the nats mode's, 3 decimals; null if either has a failed or unverified round. */
+  /** Median over rounds of plexus's replicated/s ÷ the nats mode's in the same round, 3 decimals; null if any round of either failed or was not verified. */
   readonly ratio: number | null;
+  readonly interval: Bounds;
+  /** Median over rounds of the nats mode's CPU per write ÷ plexus's (every node and broker process): above 1, plexus spends less. */
+  readonly cpuRatio: number | null;
+  readonly cpuInterval: Bounds;
+  /** Paired rounds behind the figures. */
+  readonly rounds: number;
 }
 
 export interface RatioStats {
+  /** Mean over configurations of their median ratios. */
   readonly mean: number | null;
   readonly std: number | null;
+  readonly interval: Bounds;
+  readonly cpuMean: number | null;
+  readonly cpuInterval: Bounds;
   /** How many configurations have a ratio. */
   readonly n: number;
 }
 
+/** Where an interval lies against the published 1.51 ± 0.09. */
+export interface PublishedCheck {
+  /** The interval contains 1.51. */
+  readonly coversMean: boolean;
+  /** The interval and 1.51 ± 0.09 (1.42…1.60) share some value. */
+  readonly overlapsRange: boolean;
+}
+
 export interface Aggregate {
   readonly configs: readonly Config[];
-  /** The nats modes that ran, in the order of --transports. */
+  /** The nats modes that ran, in the order of the transports. */
   readonly versusModes: readonly string[];
   /** One per configuration and nats mode, configurations first. */
   readonly ratios: readonly Ratio[];
@@ -33,30 +62,78 @@ export interface Aggregate {
   readonly batched: RatioStats;
   /** Median replicated/s of `variant` in `c` over its rounds; undefined if any round failed or was not verified. */
   medianOf(variant: Variant, c: Config): number | undefined;
-  /** The ratio of `c` against nats mode `versus`, null where there is none. */
-  ratioOf(c: Config, versus: string): number | null;
+  /** Median CPU seconds per 1,000 replicated writes (nodes + brokers) of `variant` in `c`; undefined as for medianOf. */
+  cpuOf(variant: Variant, c: Config): number | undefined;
+  /** The ratio of `c` against nats mode `versus`, undefined where that pair did not run. */
+  ratioOf(c: Config, versus: string): Ratio | undefined;
+  /** --explain: per component the median over rounds of `variant` in `c` (ms per write); undefined without breakdowns. */
+  breakdownOf(variant: Variant, c: Config): Breakdown | undefined;
 }
 
-/** Medians, ratios and ratio statistics of `outcomes`, in the order the report prints them. */
+const round3 = (x: number) => Number(x.toFixed(3));
+const bounds = (i: Interval | null): Bounds => (i ? { low: round3(i.low), high: round3(i.high) } : null);
+const cpuPer1k = (r: Run) => r.cpuSecPer1kWrites.nodes + r.cpuSecPer1kWrites.brokers;
+
+/** Whether `b` covers and overlaps the published figure. */
+export function againstPublished(b: Bounds): PublishedCheck | null {
+  if (!b) return null;
+  return { coversMean: b.low <= PUBLISHED.mean && PUBLISHED.mean <= b.high, overlapsRange: b.low <= PUBLISHED.mean + PUBLISHED.std && PUBLISHED.mean - PUBLISHED.std <= b.high };
+}
+
+/** Medians, paired ratios, intervals and their statistics of `outcomes`, in the order the report prints them. */
 export function aggregate(o: Pick<CompareOptions, 'nodes' | 'ids' | 'transports'>, outcomes: readonly ComparedOutcome[]): Aggregate {
   const configs = configsOf(o);
-  const medianOf = (variant: Variant, c: Config): number | undefined => {
+  /** Every round of `variant` in `c`, by round; undefined if any failed or was not verified (or none ran). */
+  const roundsOf = (variant: Variant, c: Config): Map<number, Run> | undefined => {
     const xs = outcomes.filter((x) => variantOf(x) === variant && x.nodes === c.nodes && x.ids === c.ids);
     if (xs.length === 0 || xs.some((x) => !isRun(x) || !x.verified)) return undefined;
-    return median(xs.map((x) => x.replicatedPerSec));
+    return new Map(xs.map((x) => [x.round, x as Run]));
   };
-  const versusModes = o.transports.filter((v) => v !== 'plexus').map((v) => v.slice(5));
+  const medianOf = (variant: Variant, c: Config) => {
+    const rs = roundsOf(variant, c);
+    return rs ? median([...rs.values()].map((r) => r.replicatedPerSec)) : undefined;
+  };
+  const cpuOf = (variant: Variant, c: Config) => {
+    const rs = roundsOf(variant, c);
+    return rs ? Number(median([...rs.values()].map(cpuPer1k)).toFixed(4)) : undefined;
+  };
+  const versusModes = o.transports.filter((v) => v !== 'plexus' && v !== 'none').map((v) => v.slice(5));
+  // per configuration and mode, the per-round ratios, for the intervals of the means
+  const paired = new Map<string, { speed: number[]; cpu: number[] }>();
   const ratios: Ratio[] = [];
   for (const c of configs) {
-    const plexus = medianOf('plexus', c);
+    const plexus = roundsOf('plexus', c);
     for (const mode of versusModes) {
-      const nats = medianOf(`nats-${mode}` as Variant, c);
-      ratios.push({ nodes: c.nodes, ids: c.ids, versus: mode, ratio: plexus !== undefined && nats ? Number((plexus / nats).toFixed(3)) : null });
+      const nats = roundsOf(`nats-${mode}` as Variant, c);
+      const speed: number[] = [];
+      const cpu: number[] = [];
+      if (plexus && nats) {
+        for (const [k, p] of plexus) {
+          const n = nats.get(k);
+          if (!n || n.replicatedPerSec <= 0) continue;
+          speed.push(p.replicatedPerSec / n.replicatedPerSec);
+          if (cpuPer1k(p) > 0) cpu.push(cpuPer1k(n) / cpuPer1k(p));
+        }
+      }
+      if (speed.length > 0) paired.set(`${c.nodes}/${c.ids}/${mode}`, { speed, cpu });
+      const med = (xs: number[]) => (xs.length ? round3(median(xs)) : null);
+      const interval = (xs: number[]) => bounds(bootstrapInterval([xs], (g) => median(g[0] as number[])));
+      ratios.push({ nodes: c.nodes, ids: c.ids, versus: mode, ratio: med(speed), interval: interval(speed), cpuRatio: med(cpu), cpuInterval: interval(cpu), rounds: speed.length });
     }
   }
   const statsOf = (mode: string): RatioStats => {
+    const groups = configs.flatMap((c) => paired.get(`${c.nodes}/${c.ids}/${mode}`) ?? []);
     const xs = ratios.filter((r) => r.versus === mode && r.ratio !== null).map((r) => r.ratio as number);
-    return { mean: xs.length ? Number(mean(xs).toFixed(3)) : null, std: xs.length ? Number(stddev(xs).toFixed(3)) : null, n: xs.length };
+    const cs = ratios.filter((r) => r.versus === mode && r.cpuRatio !== null).map((r) => r.cpuRatio as number);
+    const meanOfMedians = (g: readonly (readonly number[])[]) => mean(g.map((x) => median(x)));
+    return {
+      mean: xs.length ? round3(mean(xs)) : null,
+      std: xs.length ? round3(stddev(xs)) : null,
+      interval: bounds(bootstrapInterval(groups.map((g) => g.speed), meanOfMedians)),
+      cpuMean: cs.length ? round3(mean(cs)) : null,
+      cpuInterval: cs.length === groups.length ? bounds(bootstrapInterval(groups.map((g) => g.cpu), meanOfMedians)) : null,
+      n: xs.length,
+    };
   };
   return {
     configs,
@@ -65,6 +142,14 @@ export function aggregate(o: Pick<CompareOptions, 'nodes' | 'ids' | 'transports'
     perWrite: statsOf('per-write'),
     batched: statsOf('batched'),
     medianOf,
-    ratioOf: (c, versus) => ratios.find((r) => r.nodes === c.nodes && r.ids === c.ids && r.versus === versus)?.ratio ?? null,
+    cpuOf,
+    ratioOf: (c, versus) => ratios.find((r) => r.nodes === c.nodes && r.ids === c.ids && r.versus === versus),
+    breakdownOf: (variant, c) => {
+      const rs = roundsOf(variant, c);
+      const bs = rs ? [...rs.values()].flatMap((r) => r.breakdown ?? []) : [];
+      if (bs.length === 0) return undefined;
+      const med = (f: (b: Breakdown) => number) => Number(median(bs.map(f)).toFixed(4));
+      return { msPerWrite: Object.fromEntries(COMPONENTS.map((k: Component) => [k, med((b) => b.msPerWrite[k])])) as Record<Component, number>, sum: med((b) => b.sum), total: med((b) => b.total) };
+    },
   };
 }

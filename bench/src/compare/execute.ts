@@ -1,35 +1,154 @@
-// Runs the plan of `pnpm compare`, one cluster at a time.
-import { failedRun, runCluster, type Outcome, type RunOptions, type Run } from '../cluster-run.js';
-import type { CompareOptions } from './args.js';
-import type { PlannedRun } from './plan.js';
+// Runs the plan of `pnpm compare`: per configuration one deployment per transport,
+// warmed up, then rounds of every transport in rotated order.
+import type { Deployment } from '../deployment.js';
+import { failedRun, isRun, measureRound, runCluster, warmUp, type Outcome, type Progress, type Run, type RunOptions, type RoundOptions } from '../cluster-run.js';
+import { startLocal, variantOf, type Variant } from '../deployment.js';
+import { breakdownOf } from '../explain.js';
+import { MIN_ROUNDS, type CompareOptions } from './args.js';
+import { roundOrder, type PlannedConfig } from './plan.js';
 import type { ProgressReporter } from './progress.js';
 
-/** A run's outcome with the round it belongs to (0-based). */
+/** A run's outcome with the round it belongs to (0-based; the baseline is round 0). */
 export type ComparedOutcome = Outcome & { readonly round: number };
 
+/** What execution needs of the world; the real one unless a test replaces it. */
+export interface Runner {
+  /** A ready deployment of `variant` with `nodes` nodes. */
+  deploy(variant: Variant, nodes: number): Promise<Deployment>;
+  warmUp(dep: Deployment, o: Parameters<typeof warmUp>[1]): Promise<void>;
+  measure(dep: Deployment, o: RoundOptions): Promise<Run>;
+  /** The single-node baseline: a fresh node, warmed up, measured once, stopped. */
+  baseline(o: RunOptions): Promise<Run>;
+  now(): number;
+}
+
+/** Local clusters started and stopped here; `env` goes to every node (e.g. flow control); `explain` profiles them. */
+export function localRunner(env: Record<string, string> = {}, explain = false): Runner {
+  const cluster = Object.keys(env).length > 0 ? { env } : undefined;
+  return {
+    deploy: (variant, nodes) => startLocal(variant, nodes, cluster, explain),
+    warmUp,
+    measure: measureRound,
+    baseline: (o) => runCluster({ ...o, ...(cluster ? { cluster } : {}) }),
+    now: () => Date.now(),
+  };
+}
+
+/** Deployments already running, one per variant; never stopped here. */
+export function remoteRunner(deployments: readonly Deployment[]): Runner {
+  return {
+    deploy: async (variant) => {
+      const d = deployments.find((x) => x.variant === variant);
+      if (!d) throw new Error(`no deployment of ${variant}`);
+      return d;
+    },
+    warmUp,
+    measure: measureRound,
+    baseline: () => Promise.reject(new Error('no baseline against running deployments')),
+    now: () => Date.now(),
+  };
+}
+
 /**
- * Runs every planned run in order, each on a fresh cluster, and returns one outcome per
- * run in plan order. A run that throws becomes a failed outcome and the plan goes on.
- * `run` is the runner (the real one unless a test replaces it).
+ * Runs every configuration in order. A configuration starts one deployment per variant
+ * (each warmed up), then runs rounds: every variant once per round, the order rotated
+ * each round, each round on fresh records in a table of its own, until `o.rounds` rounds
+ * ran or, with a budget, `o.budgetSec` seconds of rounds passed (at least MIN_ROUNDS).
+ * A deployment that fails to start or a round that throws becomes a failed outcome and
+ * ends the configuration's rounds; the deployments are stopped in every case.
+ * `runId` keeps tables and ids of different comparisons apart on long-lived deployments.
  */
 export async function executePlan(
-  plan: readonly PlannedRun[],
-  o: Pick<CompareOptions, 'records' | 'warmup' | 'connections'>,
+  plan: readonly PlannedConfig[],
+  o: Pick<CompareOptions, 'records' | 'warmup' | 'connections' | 'rounds' | 'budgetSec' | 'explain'>,
   progress: ProgressReporter,
-  run: (o: RunOptions) => Promise<Run> = runCluster,
+  runner: Runner,
+  runId = '',
 ): Promise<ComparedOutcome[]> {
   const outcomes: ComparedOutcome[] = [];
-  for (const [i, p] of plan.entries()) {
-    const what = { variant: p.variant, nodes: p.nodes, ids: p.ids };
-    try {
-      const done = await run({ ...what, records: o.records, warmup: o.warmup, connections: o.connections, tag: `${i}`, onProgress: (s) => progress.update(i, p, s) });
-      outcomes.push({ ...done, round: p.round });
-      progress.finished(i, p, done);
-    } catch (err) {
-      const failed = failedRun(what, err);
-      outcomes.push({ ...failed, round: p.round });
-      progress.failed(i, p, failed.failure);
+  for (const [ci, c] of plan.entries()) {
+    const what = (variant: Variant, nodes = c.nodes) => ({ variant, nodes, ids: c.ids });
+    if (c.baseline) {
+      const label = { ...what('none', 1), round: 0 };
+      try {
+        const done = await runner.baseline({ ...what('none', 1), records: o.records, warmup: o.warmup, connections: o.connections, tag: `${runId}${ci}b`, onProgress: (s: Progress) => progress.update(label, s) });
+        outcomes.push({ ...done, round: 0 });
+        progress.finished(label, done);
+      } catch (err) {
+        const failed = failedRun(what('none', 1), err);
+        outcomes.push({ ...failed, round: 0 });
+        progress.failed(label, failed.failure);
+      }
     }
+    const deployments = new Map<Variant, Deployment>();
+    const first = outcomes.length;
+    try {
+      let broken = false;
+      for (const [vi, v] of c.variants.entries()) {
+        const label = { ...what(v), round: 0 };
+        try {
+          progress.update(label, { phase: 'starting', elapsedSec: 0, most: 0, everywhere: 0 });
+          const dep = await runner.deploy(v, c.nodes);
+          deployments.set(v, dep);
+          progress.update(label, { phase: 'warmup', elapsedSec: 0, most: 0, everywhere: 0 });
+          await runner.warmUp(dep, { records: o.warmup, connections: o.connections, ids: c.ids, tag: `${runId}${ci}w${vi}` });
+        } catch (err) {
+          const failed = failedRun(what(v), err);
+          outcomes.push({ ...failed, round: 0 });
+          progress.failed(label, failed.failure);
+          broken = true;
+          break;
+        }
+      }
+      const started = runner.now();
+      const more = (round: number) => !broken && round < o.rounds && (o.budgetSec === null || round < MIN_ROUNDS || runner.now() - started < o.budgetSec * 1000);
+      for (let round = 0; more(round); round++) {
+        for (const v of roundOrder(c.variants, round)) {
+          const label = { ...what(v), round };
+          try {
+            const dep = deployments.get(v) as Deployment;
+            const done = await runner.measure(dep, { ids: c.ids, records: o.records, connections: o.connections, table: `c${runId}${ci}r${round}`, tag: `${runId}${ci}.${round}`, explain: o.explain, onProgress: (s) => progress.update(label, s) });
+            outcomes.push({ ...done, round });
+            progress.finished(label, done);
+          } catch (err) {
+            const failed = failedRun(what(v), err);
+            outcomes.push({ ...failed, round });
+            progress.failed(label, failed.failure);
+            broken = true;
+            break;
+          }
+        }
+      }
+    } finally {
+      await Promise.all([...deployments.values()].map((d) => d.stop().catch(() => {})));
+    }
+    explainRounds(outcomes, first, c, deployments, runId, ci);
   }
   return outcomes;
+}
+
+/**
+ * --explain: once the deployments of configuration `c` stopped (and wrote their
+ * profiles), gives each of its measured rounds (outcomes from index `first`) its CPU
+ * breakdown. A deployment without profiles leaves its rounds without one.
+ */
+function explainRounds(outcomes: ComparedOutcome[], first: number, c: PlannedConfig, deployments: ReadonlyMap<Variant, Deployment>, runId: string, ci: number): void {
+  for (const [variant, dep] of deployments) {
+    if (!dep.explain) continue;
+    let rounds;
+    try {
+      rounds = dep.explain.rounds();
+    } catch (err) {
+      process.stderr.write(`compare: no CPU breakdown for ${variant} at ${c.nodes} nodes, ${c.ids} ids: ${(err as Error).message}\n`);
+      continue;
+    }
+    for (let i = first; i < outcomes.length; i++) {
+      const x = outcomes[i] as ComparedOutcome;
+      if (!isRun(x) || variantOf(x) !== variant || x.nodes !== c.nodes || x.ids !== c.ids) continue;
+      const traced = rounds.get(`c${runId}${ci}r${x.round}`);
+      if (!traced) continue;
+      const total = Number((x.cpuSecPer1kWrites.nodes + x.cpuSecPer1kWrites.brokers).toFixed(4));
+      outcomes[i] = { ...x, breakdown: breakdownOf(traced, x.cpuSec.brokers.reduce((s, v) => s + v, 0), x.records, total) };
+    }
+  }
 }

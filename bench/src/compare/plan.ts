@@ -1,4 +1,5 @@
-// Which runs `pnpm compare` makes, and in what order.
+// Which configurations `pnpm compare` measures, and in what order the transports of a
+// round run.
 import type { Variant } from '../cluster-run.js';
 import type { IdMode } from '../records.js';
 import type { CompareOptions } from './args.js';
@@ -9,12 +10,10 @@ export interface Config {
   readonly ids: IdMode;
 }
 
-export interface PlannedRun {
-  readonly variant: Variant;
-  readonly nodes: number;
-  readonly ids: IdMode;
-  /** 0 for the first run of this variant, size and key mode, 1 for the second, … */
-  readonly round: number;
+/** A configuration as it runs: an optional single-node baseline first, then rounds of `variants`. */
+export interface PlannedConfig extends Config {
+  readonly baseline: boolean;
+  readonly variants: readonly Variant[];
 }
 
 /** Every configuration: per key mode (in the order given) every cluster size (in the order given). */
@@ -23,25 +22,14 @@ export function configsOf(o: Pick<CompareOptions, 'nodes' | 'ids'>): Config[] {
 }
 
 /**
- * Every run, in order: per key mode an optional single-node baseline, then per
- * configuration and round every transport once, the order rotated by one each round
- * so that none always goes first. Each run knows its round.
+ * Every configuration in order, the first of each key mode carrying the single-node
+ * baseline when asked for.
  */
-export function buildPlan(o: Pick<CompareOptions, 'nodes' | 'ids' | 'transports' | 'rounds' | 'baseline'>): PlannedRun[] {
-  const order: Omit<PlannedRun, 'round'>[] = [];
-  for (const ids of o.ids) {
-    if (o.baseline) order.push({ variant: 'none', nodes: 1, ids });
-    for (const nodes of o.nodes) {
-      for (let r = 0; r < o.rounds; r++) {
-        for (let k = 0; k < o.transports.length; k++) order.push({ variant: o.transports[(k + r) % o.transports.length] as Variant, nodes, ids });
-      }
-    }
-  }
-  const seen = new Map<string, number>();
-  return order.map((p) => {
-    const key = `${p.variant}/${p.nodes}/${p.ids}`;
-    const round = seen.get(key) ?? 0;
-    seen.set(key, round + 1);
-    return { ...p, round };
-  });
+export function buildPlan(o: Pick<CompareOptions, 'nodes' | 'ids' | 'transports' | 'baseline'>): PlannedConfig[] {
+  return configsOf(o).map((c, i) => ({ ...c, baseline: o.baseline && (i === 0 || configsOf(o)[i - 1]?.ids !== c.ids), variants: o.transports }));
+}
+
+/** The order the transports run in round `round` (0-based): rotated by one each round, so that none always goes first. */
+export function roundOrder(variants: readonly Variant[], round: number): Variant[] {
+  return variants.map((_, k) => variants[(k + round) % variants.length] as Variant);
 }
