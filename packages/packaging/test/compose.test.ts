@@ -182,7 +182,7 @@ describe('infra/compose/compose.yaml', () => {
 
     it.skipIf(!hasCommand('nats-server'))('nats.conf is a configuration nats-server accepts for each server (nats-server -t)', async () => {
       for (const [name] of servers) {
-        const out = await sh('nats-server', ['-t', '-c', `${INFRA}compose/nats.conf`], { env: { ...process.env, NATS_SERVER_NAME: name } });
+        const out = await sh('nats-server', ['-t', '-c', `${INFRA}compose/nats.conf`], { env: { ...process.env, NATS_SERVER_NAME: name }, stderr: true });
         expect(out).toContain('is valid');
       }
     });

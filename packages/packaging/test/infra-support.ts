@@ -25,11 +25,11 @@ export function hasCommand(cmd: string): boolean {
   }
 }
 
-/** Runs a command; on failure the error carries its whole output. */
-export async function sh(cmd: string, args: readonly string[], options: { cwd?: string; env?: NodeJS.ProcessEnv; timeoutMs?: number; input?: string } = {}): Promise<string> {
+/** Runs a command; resolves to its stdout, and with `stderr: true` its stderr after it. On failure the error carries its whole output. */
+export async function sh(cmd: string, args: readonly string[], options: { cwd?: string; env?: NodeJS.ProcessEnv; timeoutMs?: number; stderr?: boolean } = {}): Promise<string> {
   try {
     const { stdout, stderr } = await run(cmd, args, { cwd: options.cwd ?? ROOT, env: options.env ?? process.env, timeout: options.timeoutMs ?? 120_000, maxBuffer: 64 * 1024 * 1024 });
-    return stdout + stderr;
+    return options.stderr === true ? stdout + stderr : stdout;
   } catch (err) {
     const e = err as Error & { stdout?: string; stderr?: string };
     throw new Error(`${cmd} ${args.join(' ')} failed: ${e.message}\n${e.stdout ?? ''}\n${e.stderr ?? ''}`);

@@ -297,7 +297,7 @@ describe('infra/k8s', () => {
       const dir = mkdtempSync(join(tmpdir(), 'replica-nats-values-'));
       try {
         writeFileSync(join(dir, 'nats.conf'), mergeConf({ server_name: '<< $SERVER_NAME >>', jetstream: { store_dir: dir } }));
-        const out = await sh('nats-server', ['-t', '-c', join(dir, 'nats.conf')], { env: { ...process.env, SERVER_NAME: `${fullname}-0` } });
+        const out = await sh('nats-server', ['-t', '-c', join(dir, 'nats.conf')], { env: { ...process.env, SERVER_NAME: `${fullname}-0` }, stderr: true });
         expect(out).toContain('is valid');
       } finally {
         rmSync(dir, { recursive: true, force: true });
