@@ -24,7 +24,10 @@ for (const f of reports) {
   const r = JSON.parse(readFileSync(f, 'utf8'));
   for (const file of r.testResults ?? []) {
     const rel = file.name.startsWith(root) ? file.name.slice(root.length) : file.name;
-    if (file.status === 'failed' && (file.assertionResults ?? []).every((a) => a.status !== 'failed')) failures.push(`${rel}: ${(file.message ?? 'the file failed').split('\n').slice(0, 6).join('\n    ')}`);
+    if (file.status === 'failed' && (file.assertionResults ?? []).every((a) => a.status !== 'failed')) {
+      failed++; // a file that failed outside its tests (an import, a hook): not in numFailedTests
+      failures.push(`${rel}: ${(file.message ?? 'the file failed').split('\n').slice(0, 6).join('\n    ')}`);
+    }
     for (const a of file.assertionResults ?? []) {
       if (a.status !== 'failed') continue;
       const why = (a.failureMessages ?? []).join('\n').split('\n').filter((l) => l.trim() && !/^\s*at .*node_modules/.test(l)).slice(0, 8).map((l) => l.slice(0, 300));
@@ -32,7 +35,7 @@ for (const f of reports) {
     }
   }
   passed += r.numPassedTests;
-  failed += r.numFailedTests + (r.numFailedTestSuites ?? 0);
+  failed += r.numFailedTests;
   skipped += r.numPendingTests + r.numTodoTests;
 }
 if (failures.length > 0) console.log(`\nfailed tests:\n${failures.map((x) => `- ${x}`).join('\n')}`);
