@@ -41,8 +41,14 @@ export interface StorageStatus {
   readonly cause?: { readonly message: string; readonly code?: string | number };
 }
 
-/** How old a free-space measurement may be when a local write asks for it. */
+/** How old a free-space measurement may be when a local write asks for it… */
 export const SAMPLE_MAX_AGE_MS = 100;
+/**
+ * …unless the last one found less than this many floors free: then every local write
+ * measures (a statfs), since 100 ms of writes can be more than the floor on a small disk
+ * (a 3 MiB filesystem's 5 % is 150 KiB), and the floor would be overrun before it is seen.
+ */
+export const NEAR_FLOOR_FACTOR = 4;
 /** `low` ends once free space is back above the floor times this (so it does not flap at the floor). */
 export const LOW_HYSTERESIS = 1.1;
 /** A `full` store tries a commit only with at least this much free space (or the floor, if larger). */
@@ -115,7 +121,8 @@ export class StorageGate {
   /** Measures free space (unless a measurement younger than {@link SAMPLE_MAX_AGE_MS} exists) and enters or leaves `low`. */
   sample(force = false): void {
     const now = Date.now();
-    if (!force && now - this.#sampledAt < SAMPLE_MAX_AGE_MS) return;
+    const near = this.#sample !== undefined && this.#sample.freeBytes < this.#floor * NEAR_FLOOR_FACTOR;
+    if (!force && !near && now - this.#sampledAt < SAMPLE_MAX_AGE_MS) return;
     this.#sampledAt = now;
     try {
       this.#sample = this.o.statFs(this.o.path);
