@@ -22,6 +22,7 @@
 // decryption, which V8 cannot see into — is "(program)": reported as native I/O.
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { readProcStat } from './proc.js';
 
 export const COMPONENTS = ['http', 'store', 'transportSend', 'transportReceive', 'transportShared', 'tls', 'nativeIo', 'gc', 'otherMain', 'v8Threads', 'poolThreads', 'profiler', 'broker'] as const;
 export type Component = (typeof COMPONENTS)[number];
@@ -59,17 +60,14 @@ export interface ThreadCpu {
   readonly startTick: number;
 }
 
-const TICKS = 100; // USER_HZ
-
 /** Every thread of process `pid` with its CPU so far (threads that exit between two reads are lost to both). */
 export function readThreads(pid: number): ThreadCpu[] {
   const out: ThreadCpu[] = [];
   for (const t of readdirSync(`/proc/${pid}/task`)) {
     try {
-      const stat = readFileSync(`/proc/${pid}/task/${t}/stat`, 'utf8');
+      const stat = readProcStat(`/proc/${pid}/task/${t}/stat`);
       const comm = readFileSync(`/proc/${pid}/task/${t}/comm`, 'utf8').trim();
-      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      out.push({ tid: Number(t), main: Number(t) === pid, profiler: comm.startsWith('v8:Prof'), cpuSec: (Number(f[11]) + Number(f[12])) / TICKS, startTick: Number(f[19]) });
+      out.push({ tid: Number(t), main: Number(t) === pid, profiler: comm.startsWith('v8:Prof'), ...stat });
     } catch {
       // the thread exited while being read
     }

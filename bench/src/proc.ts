@@ -55,11 +55,23 @@ export function startServer(script: string, env: Record<string, string>): Promis
 
 const TICKS = 100; // USER_HZ on Linux
 
+/** What /proc/…/stat says of a process or thread: its CPU seconds (user + system) so far, and when it started, in ticks since boot. */
+export interface ProcStat {
+  readonly cpuSec: number;
+  readonly startTick: number;
+}
+
+/** Reads a `/proc/<pid>/stat` or `/proc/<pid>/task/<tid>/stat` file. */
+export function readProcStat(path: string): ProcStat {
+  const stat = readFileSync(path, 'utf8');
+  // fields after the command name (which may hold spaces), from field 3 (state) on
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return { cpuSec: (Number(fields[11]) + Number(fields[12])) / TICKS, startTick: Number(fields[19]) };
+}
+
 /** CPU seconds (user + system) a process has used so far, from /proc. */
 export function cpuSeconds(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return (Number(fields[11]) + Number(fields[12])) / TICKS;
+  return readProcStat(`/proc/${pid}/stat`).cpuSec;
 }
 
 /** Peak resident set size of a process so far, in bytes (VmHWM). */

@@ -8,6 +8,9 @@ import { MIN_ROUNDS, type CompareOptions } from './args.js';
 import { roundOrder, type PlannedConfig } from './plan.js';
 import type { ProgressReporter } from './progress.js';
 
+/** The table round `round` of configuration `ci` writes to (and, with --explain, the key its trace is kept under). */
+const roundTable = (runId: string, ci: number, round: number): string => `c${runId}${ci}r${round}`;
+
 /** A run's outcome with the round it belongs to (0-based; the baseline is round 0). */
 export type ComparedOutcome = Outcome & { readonly round: number };
 
@@ -107,7 +110,7 @@ export async function executePlan(
           const label = { ...what(v), round };
           try {
             const dep = deployments.get(v) as Deployment;
-            const done = await runner.measure(dep, { ids: c.ids, records: o.records, connections: o.connections, table: `c${runId}${ci}r${round}`, tag: `${runId}${ci}.${round}`, explain: o.explain, onProgress: (s) => progress.update(label, s) });
+            const done = await runner.measure(dep, { ids: c.ids, records: o.records, connections: o.connections, table: roundTable(runId, ci, round), tag: `${runId}${ci}.${round}`, explain: o.explain, onProgress: (s) => progress.update(label, s) });
             outcomes.push({ ...done, round });
             progress.finished(label, done);
           } catch (err) {
@@ -145,7 +148,7 @@ function explainRounds(outcomes: ComparedOutcome[], first: number, c: PlannedCon
     for (let i = first; i < outcomes.length; i++) {
       const x = outcomes[i] as ComparedOutcome;
       if (!isRun(x) || variantOf(x) !== variant || x.nodes !== c.nodes || x.ids !== c.ids) continue;
-      const traced = rounds.get(`c${runId}${ci}r${x.round}`);
+      const traced = rounds.get(roundTable(runId, ci, x.round));
       if (!traced) continue;
       const total = Number((x.cpuSecPer1kWrites.nodes + x.cpuSecPer1kWrites.brokers).toFixed(4));
       outcomes[i] = { ...x, breakdown: breakdownOf(traced, x.cpuSec.brokers.reduce((s, v) => s + v, 0), x.records, total) };
