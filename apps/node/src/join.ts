@@ -9,6 +9,8 @@ import { objectBody } from './requests.js';
 /** How long a join token lives unless asked otherwise, and at most, in seconds. */
 export const JOIN_TOKEN_TTL_S = 900;
 export const JOIN_TOKEN_MAX_TTL_S = 24 * 3600;
+/** Every join token starts with this: a token is recognisable, and never starts with '-'. */
+export const JOIN_TOKEN_PREFIX = 'rjt_';
 /** Tokens a node keeps at once; issuing past this drops the oldest. */
 const MAX_TOKENS = 1000;
 
@@ -72,7 +74,10 @@ export class JoinSigner {
   issue(name: string, ttlSeconds = JOIN_TOKEN_TTL_S): JoinToken {
     this.#expire();
     if (this.#tokens.size >= MAX_TOKENS) this.#tokens.delete(this.#tokens.keys().next().value as string);
-    const token = randomBytes(32).toString('base64url');
+    // The prefix names what the secret is (in logs, in a secret scanner) and keeps the
+    // token from starting with '-': base64url can, and a shell command line then takes
+    // the token for an option (`replica-admin join -b…`: "Unknown option '-b'").
+    const token = `${JOIN_TOKEN_PREFIX}${randomBytes(32).toString('base64url')}`;
     const expiresAt = Date.now() + ttlSeconds * 1000;
     this.#tokens.set(hash(token), { name, expiresAt });
     return { token, name, expiresAt: new Date(expiresAt).toISOString() };

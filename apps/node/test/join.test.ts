@@ -108,6 +108,9 @@ describe('joining with a certificate request', () => {
     const issued = await post('/cluster/join-tokens', { name: 'n4' });
     expect(issued.status).toBe(201);
     const token = issued.body['token'] as string;
+    // Prefixed: a bare base64url token starts with '-' one time in 64, and a shell
+    // command line (replica-admin join <token>) then takes it for an option.
+    expect(token).toMatch(/^rjt_[A-Za-z0-9_-]{43}$/);
     expect(issued.body).toMatchObject({ name: 'n4', expiresAt: expect.any(String) });
     const n4 = await createCertificateRequest('n4');
     const n5 = await createCertificateRequest('n5');
