@@ -62,13 +62,42 @@ export const MIN_SAMPLES_FOR_INTERVAL = 3;
  * {@link MIN_SAMPLES_FOR_INTERVAL} samples.
  */
 export function bootstrapInterval(groups: readonly (readonly number[])[], statistic: (groups: readonly (readonly number[])[]) => number, level = 0.95): Interval | null {
-  if (groups.length === 0 || groups.some((g) => g.length < MIN_SAMPLES_FOR_INTERVAL)) return null;
+  return nestedBootstrapInterval(
+    groups.map((g) => [g]),
+    statistic,
+    level,
+  );
+}
+
+/**
+ * As {@link bootstrapInterval}, for groups whose samples come in clusters: per group, the
+ * samples of each cluster (in `pnpm compare`, the rounds run on one generation of freshly
+ * started clusters). A resample draws, per group, as many clusters as it has, with
+ * replacement, then within each drawn cluster as many samples as it has, with
+ * replacement, and pools them: the two-stage bootstrap, which carries the differences
+ * between clusters into the interval (and, with few clusters, errs wide). A group of one
+ * cluster is resampled exactly as by {@link bootstrapInterval}. `statistic` gets each
+ * group's samples pooled (the point estimate: all of them). Null when a group has fewer
+ * than {@link MIN_SAMPLES_FOR_INTERVAL} samples in all.
+ */
+export function nestedBootstrapInterval(
+  groups: readonly (readonly (readonly number[])[])[],
+  statistic: (groups: readonly (readonly number[])[]) => number,
+  level = 0.95,
+): Interval | null {
+  const pooled = groups.map((g) => g.flat());
+  if (groups.length === 0 || pooled.some((g) => g.length < MIN_SAMPLES_FOR_INTERVAL) || groups.some((g) => g.some((c) => c.length === 0))) return null;
   const random = seededRandom(0x5eed);
+  const pick = <T>(xs: readonly T[]): T => xs[Math.floor(random() * xs.length)] as T;
   const estimates: number[] = [];
   for (let b = 0; b < BOOTSTRAP_RESAMPLES; b++) {
-    estimates.push(statistic(groups.map((g) => Array.from(g, () => g[Math.floor(random() * g.length)] as number))));
+    const resampled = groups.map((clusters) => {
+      const drawn = clusters.length === 1 ? clusters : Array.from(clusters, () => pick(clusters));
+      return drawn.flatMap((c) => Array.from(c, () => pick(c)));
+    });
+    estimates.push(statistic(resampled));
   }
   estimates.sort((x, y) => x - y);
   const tail = (1 - level) / 2;
-  return { median: statistic(groups), low: quantile(estimates, tail), high: quantile(estimates, 1 - tail) };
+  return { median: statistic(pooled), low: quantile(estimates, tail), high: quantile(estimates, 1 - tail) };
 }

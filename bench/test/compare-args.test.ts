@@ -28,6 +28,7 @@ describe('compare options', () => {
       connections: 500,
       rounds: 3,
       budgetSec: null,
+      generations: 1,
       baseline: true,
       urls: [],
       explain: false,
@@ -37,8 +38,11 @@ describe('compare options', () => {
     expect(RESULTS_DIR).toMatch(/[/\\]bench[/\\]results$/);
   });
 
-  it('--quick: 4 nodes, random ids, rounds of 5,000 records for 90 s (at most 40), no baseline; the same warm-up', () => {
-    expect(options(['--quick'])).toMatchObject({ quick: true, nodes: [4], ids: ['random'], records: 5000, warmup: 3000, rounds: 40, budgetSec: 90, baseline: false });
+  it('--quick: 4 nodes, random ids, rounds of 5,000 records for 75 s (at most 40) on 3 generations of clusters, no baseline; the same warm-up', () => {
+    expect(options(['--quick'])).toMatchObject({ quick: true, nodes: [4], ids: ['random'], records: 5000, warmup: 3000, rounds: 40, budgetSec: 75, generations: 3, baseline: false });
+    expect(options(['--quick', '--generations', '1'])).toMatchObject({ budgetSec: 75, generations: 1 });
+    expect(options(['--generations', '2'])).toMatchObject({ rounds: 3, generations: 2 });
+    expect(usageError(['--generations', '0'])).toMatch(/^--generations must be integers ≥ 1/);
     expect(options(['--quick', '--rounds', '5'])).toMatchObject({ rounds: 5, budgetSec: null });
     expect(options(['--quick', '--budget', '30'])).toMatchObject({ rounds: 40, budgetSec: 30 });
     expect(options(['--budget', '30'])).toMatchObject({ rounds: 3, budgetSec: 30 });
@@ -54,7 +58,7 @@ describe('compare options', () => {
     expect(usageError(['--urls', 'http://h1:8080,http://h1:8080/'])).toBe('--urls: "http://h1:8080/" is given twice');
     expect(usageError(['--urls', ','])).toBe('--urls: give at least one node URL');
     expect(usageError(['--urls', 'http://a:1,http://b:1', '--urls', 'http://c:1'])).toBe('--urls: every deployment needs the same number of nodes to be compared (got 2 and 1)');
-    for (const flag of [['--nodes', '4'], ['--transports', 'plexus'], ['--baseline', 'yes'], ['--explain'], ['--max-lag', '500']]) {
+    for (const flag of [['--nodes', '4'], ['--transports', 'plexus'], ['--baseline', 'yes'], ['--explain'], ['--max-lag', '500'], ['--generations', '2']]) {
       expect(usageError(['--urls', 'http://a:1', ...flag])).toMatch(new RegExp(`^${flag[0]} does not apply with --urls`));
     }
   });
@@ -67,7 +71,7 @@ describe('compare options', () => {
 
   it('takes explicit values over the --quick defaults', () => {
     const o = options(['--quick', '--nodes', '2, 3', '--ids', 'sequential', '--transports', 'nats-batched,plexus', '--records', '400', '--warmup', '0', '--connections', '20', '--rounds', '3', '--baseline', 'yes', '--out', '/tmp/x']);
-    expect(o).toEqual({ quick: true, nodes: [2, 3], ids: ['sequential'], transports: ['nats-batched', 'plexus'], records: 400, warmup: 0, connections: 20, rounds: 3, budgetSec: null, baseline: true, urls: [], explain: false, maxLagMs: null, out: '/tmp/x' });
+    expect(o).toEqual({ quick: true, nodes: [2, 3], ids: ['sequential'], transports: ['nats-batched', 'plexus'], records: 400, warmup: 0, connections: 20, rounds: 3, budgetSec: null, generations: 3, baseline: true, urls: [], explain: false, maxLagMs: null, out: '/tmp/x' });
   });
 
   it('returns frozen options', () => {

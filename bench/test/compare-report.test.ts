@@ -2,7 +2,9 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import type { Progress, Run, RoundOptions } from '../src/cluster-run.js';
+import { isTableName } from '@replica/transport-api';
 import { aggregate } from '../src/compare/aggregate.js';
+import { bootstrapInterval, median, nestedBootstrapInterval } from '../src/stats.js';
 import { parseCompareArgs, type CompareOptions } from '../src/compare/args.js';
 import { executePlan, type ComparedOutcome, type Runner } from '../src/compare/execute.js';
 import { buildPlan, roundOrder } from '../src/compare/plan.js';
@@ -105,6 +107,33 @@ describe('compare report', () => {
     expect(two.perWrite.interval).toBeNull();
   });
 
+  it('with generations of clusters, resamples the generations too: clusters that differ widen the interval, which still holds the median', () => {
+    const med = (g: readonly (readonly number[])[]) => median(g[0] as number[]);
+    // three generations of five rounds, each generation about its own level (1.22, 1.30, 1.26)
+    const rounds = [1.2, 1.25, 1.22, 1.21, 1.23, 1.3, 1.31, 1.29, 1.3, 1.32, 1.25, 1.26, 1.27, 1.24, 1.28];
+    // one generation: exactly the bootstrap over rounds
+    expect(nestedBootstrapInterval([[rounds]], med)).toEqual(bootstrapInterval([rounds], med));
+    const flat = nestedBootstrapInterval([[rounds]], med);
+    const split = nestedBootstrapInterval([[rounds.slice(0, 5), rounds.slice(5, 10), rounds.slice(10)]], med);
+    expect(split?.median).toBe(flat?.median);
+    expect((split?.high ?? 0) - (split?.low ?? 0)).toBeGreaterThan((flat?.high ?? 0) - (flat?.low ?? 0));
+    // the bootstrap over rounds alone misses the generations' own levels; the two-stage one holds them
+    expect([flat?.low, flat?.high]).toEqual([expect.closeTo(1.24, 2), expect.closeTo(1.29, 2)]);
+    expect([split?.low, split?.high]).toEqual([expect.closeTo(1.22, 2), expect.closeTo(1.3, 2)]);
+    expect(nestedBootstrapInterval([[[1.2], [1.3]]], med)).toBeNull(); // 2 samples in all
+    // through the aggregate: the same rounds on three generations
+    const o = opts(['--nodes', '4', '--ids', 'random', '--transports', 'plexus,nats-per-write', '--baseline', 'no', '--generations', '3']);
+    const outcomes = outcomesOf(o, rounds.length, (v, _n, r) => (v === 'plexus' ? 1000 * (rounds[r] as number) : 1000)).map((x) => ({ ...x, generation: Math.floor(x.round / 5) }));
+    const a = aggregate(o, outcomes);
+    expect(a.ratios[0]).toMatchObject({ ratio: 1.26, rounds: 15, generations: 3, interval: { low: Number(split?.low.toFixed(3)), high: Number(split?.high.toFixed(3)) } });
+    expect(a.perWrite.interval).toEqual(a.ratios[0]?.interval);
+    const report = buildReport({ options: o, outcomes, info: { sha: 'a', node: 'v', cpu: 'c', cores: 2, memoryGiB: 1, date: '2026-12-02T00:00:00.000Z' }, minutes: 1 });
+    expect(report.markdown).toContain('95 % bootstrap interval over generations of clusters, then rounds');
+    expect(report.markdown).toContain('4 nodes, random ids: clusters started afresh for each generation (1: rounds 1–5, 2: rounds 6–10, 3: rounds 11–15)');
+    const summary = JSON.parse(report.stdout.trimEnd().split('\n').at(-1) as string) as { runs: { round: number; generation: number }[] };
+    expect(summary.runs.map((r) => r.generation)).toEqual(outcomes.map((x) => Math.floor(x.round / 5)));
+  });
+
   it('has no ratio for a configuration with a failed or unverified round, and leaves it out of the mean', () => {
     const o = opts(['--nodes', '2,3', '--ids', 'random', '--transports', 'plexus,nats-per-write', '--baseline', 'no']);
     const outcomes = outcomesOf(o, 2, (v, _n, r) => (v === 'plexus' ? 300 + r * 100 : 200)).map((x): ComparedOutcome => (x.nodes === 3 && x.transport === 'nats' && x.round === 1 ? ({ ...x, verified: false } as ComparedOutcome) : x));
@@ -164,6 +193,44 @@ describe('compare execution', () => {
       const o = opts([...base, '--budget', budget, '--rounds', rounds]);
       await executePlan(buildPlan(o), o, silent, runner);
       expect(measured.length, `budget ${budget}`).toBe(expected);
+    }
+  });
+
+  it('with generations: starts, warms and stops the cluster of every transport once per generation, and shares the rounds and the budget between them', async () => {
+    const log: string[] = [];
+    const tables: string[] = [];
+    let clock = 0;
+    const runner: Runner = {
+      deploy: async (v) => (log.push(`deploy ${v}`), fakeDeployment(v, log)),
+      warmUp: async (d, o) => {
+        tables.push(`warmup${o.tag}`); // the table warmUp writes to
+        log.push(`warm ${d.variant}`);
+      },
+      measure: async (d, o: RoundOptions) => {
+        tables.push(o.table);
+        clock += 5_000; // every run takes 5 s
+        log.push(`${d.variant} ${o.table}`);
+        return run({ variant: d.variant, nodes: 2, ids: 'random' }, 100);
+      },
+      baseline: async () => run({ variant: 'none', nodes: 1, ids: 'random' }, 50),
+      now: () => clock,
+    };
+    const o = opts(['--nodes', '2', '--ids', 'random', '--transports', 'plexus,nats-batched', '--rounds', '4', '--generations', '2', '--baseline', 'no']);
+    const outcomes = await executePlan(buildPlan(o), o, silent, runner);
+    const generation = ['deploy plexus', 'warm plexus', 'deploy nats-batched', 'warm nats-batched'];
+    const stop = ['stop plexus', 'stop nats-batched'];
+    expect(log).toEqual([...generation, 'plexus c0r0', 'nats-batched c0r0', 'nats-batched c0r1', 'plexus c0r1', ...stop, ...generation, 'plexus c0r2', 'nats-batched c0r2', 'nats-batched c0r3', 'plexus c0r3', ...stop]);
+    expect(outcomes.map((x) => `${x.round}/${x.generation}`)).toEqual(['0/0', '0/0', '1/0', '1/0', '2/1', '2/1', '3/1', '3/1']);
+    // every table a node is asked to write is a valid table name, and no two generations share one
+    for (const t of tables) expect(isTableName(t), t).toBe(true);
+    expect(new Set(tables.filter((t) => t.startsWith('warmup'))).size).toBe(4);
+    // a round takes 10 s: 25 s is 8.3 s a generation, 2 rounds each (the least a generation runs); 63 s is 21 s, 3 rounds
+    for (const [budget, perGeneration] of [['25', 2], ['63', 3]] as const) {
+      log.length = 0;
+      const b = opts(['--nodes', '2', '--ids', 'random', '--transports', 'plexus,nats-batched', '--budget', budget, '--rounds', '40', '--generations', '3', '--baseline', 'no']);
+      const xs = await executePlan(buildPlan(b), b, silent, runner);
+      expect(log.filter((l) => l === 'deploy plexus')).toHaveLength(3);
+      expect([0, 1, 2].map((g) => xs.filter((x) => x.generation === g && x.transport === 'plexus').length), `budget ${budget}`).toEqual([perGeneration, perGeneration, perGeneration]);
     }
   });
 

@@ -1,15 +1,17 @@
 // The figures `pnpm compare` reports beyond single runs. Rounds are paired: in round k
 // every transport ran once, back to back on the same machine, so the ratio of round k
 // (plexus ÷ the nats mode) is free of the drift between rounds. Per configuration the
-// report gives the median of those per-round ratios with a 95 % bootstrap interval over
-// rounds, the same for the CPU each path spends per write, and across configurations the
-// mean of the medians with its own interval (rounds resampled within each configuration).
+// report gives the median of those per-round ratios with a 95 % bootstrap interval, the
+// same for the CPU each path spends per write, and across configurations the mean of the
+// medians with its own interval. The bootstrap resamples rounds; with several generations
+// of clusters it first resamples the generations, then rounds within each (two-stage), so
+// that the interval also holds what differs from one start of the clusters to the next.
 import { isRun, variantOf, type Run, type Variant } from '../cluster-run.js';
 import type { IdMode } from '../records.js';
 import { COMPONENTS, type Breakdown, type Component } from '../explain.js';
-import { bootstrapInterval, mean, median, stddev, type Interval } from '../stats.js';
+import { mean, median, nestedBootstrapInterval, stddev, type Interval } from '../stats.js';
 import type { CompareOptions } from './args.js';
-import type { ComparedOutcome } from './execute.js';
+import { generationOf, type ComparedOutcome } from './execute.js';
 import { configsOf, type Config } from './plan.js';
 
 /** The published Harper 4.3 → 4.4 replicated-write gain: mean and standard deviation over 4/5/6/8 nodes. */
@@ -31,6 +33,8 @@ export interface Ratio {
   readonly cpuInterval: Bounds;
   /** Paired rounds behind the figures. */
   readonly rounds: number;
+  /** Generations of clusters those rounds ran on. */
+  readonly generations: number;
 }
 
 export interface RatioStats {
@@ -84,10 +88,16 @@ export function againstPublished(b: Bounds): PublishedCheck | null {
 export function aggregate(o: Pick<CompareOptions, 'nodes' | 'ids' | 'transports'>, outcomes: readonly ComparedOutcome[]): Aggregate {
   const configs = configsOf(o);
   /** Every round of `variant` in `c`, by round; undefined if any failed or was not verified (or none ran). */
-  const roundsOf = (variant: Variant, c: Config): Map<number, Run> | undefined => {
+  const roundsOf = (variant: Variant, c: Config): Map<number, Run & { generation: number }> | undefined => {
     const xs = outcomes.filter((x) => variantOf(x) === variant && x.nodes === c.nodes && x.ids === c.ids);
     if (xs.length === 0 || xs.some((x) => !isRun(x) || !x.verified)) return undefined;
-    return new Map(xs.map((x) => [x.round, x as Run]));
+    return new Map(xs.map((x) => [x.round, { ...(x as Run), generation: generationOf(x) }]));
+  };
+  /** Samples grouped by generation, in generation order. */
+  const byGeneration = (xs: readonly { generation: number; value: number }[]): number[][] => {
+    const groups = new Map<number, number[]>();
+    for (const x of xs) groups.set(x.generation, [...(groups.get(x.generation) ?? []), x.value]);
+    return [...groups.entries()].sort((a, b) => a[0] - b[0]).map(([, v]) => v);
   };
   const medianOf = (variant: Variant, c: Config) => {
     const rs = roundsOf(variant, c);
@@ -98,27 +108,28 @@ export function aggregate(o: Pick<CompareOptions, 'nodes' | 'ids' | 'transports'
     return rs ? Number(median([...rs.values()].map(cpuPer1k)).toFixed(4)) : undefined;
   };
   const versusModes = o.transports.filter((v) => v !== 'plexus' && v !== 'none').map((v) => v.slice(5));
-  // per configuration and mode, the per-round ratios, for the intervals of the means
-  const paired = new Map<string, { speed: number[]; cpu: number[] }>();
+  // per configuration and mode, the per-round ratios by generation, for the intervals of the means
+  const paired = new Map<string, { speed: number[][]; cpu: number[][] }>();
   const ratios: Ratio[] = [];
   for (const c of configs) {
     const plexus = roundsOf('plexus', c);
     for (const mode of versusModes) {
       const nats = roundsOf(`nats-${mode}` as Variant, c);
-      const speed: number[] = [];
-      const cpu: number[] = [];
+      const speed: { generation: number; value: number }[] = [];
+      const cpu: { generation: number; value: number }[] = [];
       if (plexus && nats) {
         for (const [k, p] of plexus) {
           const n = nats.get(k);
           if (!n || n.replicatedPerSec <= 0) continue;
-          speed.push(p.replicatedPerSec / n.replicatedPerSec);
-          if (cpuPer1k(p) > 0) cpu.push(cpuPer1k(n) / cpuPer1k(p));
+          speed.push({ generation: p.generation, value: p.replicatedPerSec / n.replicatedPerSec });
+          if (cpuPer1k(p) > 0) cpu.push({ generation: p.generation, value: cpuPer1k(n) / cpuPer1k(p) });
         }
       }
-      if (speed.length > 0) paired.set(`${c.nodes}/${c.ids}/${mode}`, { speed, cpu });
-      const med = (xs: number[]) => (xs.length ? round3(median(xs)) : null);
-      const interval = (xs: number[]) => bounds(bootstrapInterval([xs], (g) => median(g[0] as number[])));
-      ratios.push({ nodes: c.nodes, ids: c.ids, versus: mode, ratio: med(speed), interval: interval(speed), cpuRatio: med(cpu), cpuInterval: interval(cpu), rounds: speed.length });
+      const groups = { speed: byGeneration(speed), cpu: byGeneration(cpu) };
+      if (speed.length > 0) paired.set(`${c.nodes}/${c.ids}/${mode}`, groups);
+      const med = (xs: readonly { value: number }[]) => (xs.length ? round3(median(xs.map((x) => x.value))) : null);
+      const interval = (g: number[][]) => bounds(nestedBootstrapInterval([g], (p) => median(p[0] as number[])));
+      ratios.push({ nodes: c.nodes, ids: c.ids, versus: mode, ratio: med(speed), interval: interval(groups.speed), cpuRatio: med(cpu), cpuInterval: interval(groups.cpu), rounds: speed.length, generations: groups.speed.length });
     }
   }
   const statsOf = (mode: string): RatioStats => {
@@ -129,9 +140,9 @@ export function aggregate(o: Pick<CompareOptions, 'nodes' | 'ids' | 'transports'
     return {
       mean: xs.length ? round3(mean(xs)) : null,
       std: xs.length ? round3(stddev(xs)) : null,
-      interval: bounds(bootstrapInterval(groups.map((g) => g.speed), meanOfMedians)),
+      interval: bounds(nestedBootstrapInterval(groups.map((g) => g.speed), meanOfMedians)),
       cpuMean: cs.length ? round3(mean(cs)) : null,
-      cpuInterval: cs.length === groups.length ? bounds(bootstrapInterval(groups.map((g) => g.cpu), meanOfMedians)) : null,
+      cpuInterval: cs.length === groups.length ? bounds(nestedBootstrapInterval(groups.map((g) => g.cpu), meanOfMedians)) : null,
       n: xs.length,
     };
   };

@@ -8,18 +8,23 @@ import type { IdMode } from '../records.js';
 /** Rounds a budget never cuts below: fewer give no interval. */
 export const MIN_ROUNDS = 3;
 /** Seconds of rounds --quick runs per configuration (about two minutes in all, here). */
-export const QUICK_BUDGET_SEC = 90;
+export const QUICK_BUDGET_SEC = 75;
+/** Cluster generations --quick starts per configuration: the budget is shared between them. */
+export const QUICK_GENERATIONS = 3;
 
 export const USAGE = `usage: pnpm compare [--quick] [--nodes 4,5,6,8] [--ids random,sequential]
        [--transports plexus,nats-per-write,nats-batched] [--records 16000] [--warmup 3000]
-       [--connections 500] [--rounds 3] [--budget SECONDS] [--baseline yes|no]
-       [--explain] [--max-lag MS] [--out bench/results]
+       [--connections 500] [--rounds 3] [--budget SECONDS] [--generations 1]
+       [--baseline yes|no] [--explain] [--max-lag MS] [--out bench/results]
        pnpm compare --urls http://h1:8080,http://h2:8080,... [--urls ...] [--ids random]
        [--records N] [--warmup N] [--connections N] [--rounds N] [--budget SECONDS] [--out DIR]
 Each configuration starts one cluster per transport, warms them up, then runs rounds:
 every transport once per round, in an order rotated each round, until --rounds rounds
 ran or --budget seconds of rounds passed (at least ${MIN_ROUNDS} rounds).
---quick: 4 nodes, random ids, 5000 records per round, rounds for ${QUICK_BUDGET_SEC} s.
+--generations N: start the clusters afresh N times per configuration, sharing the rounds
+and the budget between them; the intervals then carry the differences between clusters.
+--quick: 4 nodes, random ids, 5000 records per round, rounds for ${QUICK_BUDGET_SEC} s
+on ${QUICK_GENERATIONS} generations of clusters.
 --urls: one deployment that is already running (repeat for another: each node's
 transport and mode come from its /status); nothing is started or stopped.`;
 
@@ -43,6 +48,8 @@ export interface CompareOptions {
   readonly rounds: number;
   /** Seconds of rounds per configuration after which no new round starts (at least {@link MIN_ROUNDS} run); null: always --rounds. */
   readonly budgetSec: number | null;
+  /** Times per configuration every transport's cluster is started afresh; rounds and budget are shared between them. */
+  readonly generations: number;
   /** Deployments already running, each the base URLs of its nodes; empty: start local clusters. */
   readonly urls: readonly (readonly string[])[];
   /** Break each path's CPU per write down by component (thread CPU and sampled profiles; local only). */
@@ -83,6 +90,7 @@ export function parseCompareArgs(argv: readonly string[]): CompareArgs {
       connections: { type: 'string', default: '500' },
       rounds: { type: 'string' },
       budget: { type: 'string' },
+      generations: { type: 'string' },
       baseline: { type: 'string' },
       urls: { type: 'string', multiple: true },
       explain: { type: 'boolean', default: false },
@@ -99,7 +107,7 @@ export function parseCompareArgs(argv: readonly string[]): CompareArgs {
   const quick = args.quick;
   const urls = (args.urls ?? []).map((list) => parseUrls(list));
   if (urls.length > 0) {
-    for (const flag of ['nodes', 'transports', 'baseline', 'explain', 'max-lag'] as const) {
+    for (const flag of ['nodes', 'transports', 'baseline', 'explain', 'max-lag', 'generations'] as const) {
       if (flag === 'explain' ? args.explain : args[flag] !== undefined) {
         throw new UsageError(`--${flag} does not apply with --urls: the deployments are what they are (their nodes' /status says which transport and mode)`);
       }
@@ -124,6 +132,7 @@ export function parseCompareArgs(argv: readonly string[]): CompareArgs {
     connections: firstInt('connections', args.connections, 1),
     rounds,
     budgetSec: budget === undefined ? null : firstInt('budget', budget, 1),
+    generations: urls.length > 0 ? 1 : firstInt('generations', args.generations ?? (quick ? String(QUICK_GENERATIONS) : '1'), 1),
     baseline: urls.length === 0 && (args.baseline ?? (quick ? 'no' : 'yes')) === 'yes',
     urls: Object.freeze(urls.map((u) => Object.freeze(u))),
     explain: args.explain,

@@ -1,5 +1,5 @@
-// Runs the plan of `pnpm compare`: per configuration one deployment per transport,
-// warmed up, then rounds of every transport in rotated order.
+// Runs the plan of `pnpm compare`: per configuration and cluster generation one
+// deployment per transport, warmed up, then rounds of every transport in rotated order.
 import type { Deployment } from '../deployment.js';
 import { failedRun, isRun, measureRound, runCluster, warmUp, type Outcome, type Progress, type Run, type RunOptions, type RoundOptions } from '../cluster-run.js';
 import { startLocal, variantOf, type Variant } from '../deployment.js';
@@ -11,8 +11,15 @@ import type { ProgressReporter } from './progress.js';
 /** The table round `round` of configuration `ci` writes to (and, with --explain, the key its trace is kept under). */
 const roundTable = (runId: string, ci: number, round: number): string => `c${runId}${ci}r${round}`;
 
-/** A run's outcome with the round it belongs to (0-based; the baseline is round 0). */
-export type ComparedOutcome = Outcome & { readonly round: number };
+/**
+ * A run's outcome with the round it belongs to (0-based, counted across generations; the
+ * baseline is round 0) and the generation of clusters it ran on (0-based; absent in
+ * results stored before generations existed, which had one).
+ */
+export type ComparedOutcome = Outcome & { readonly round: number; readonly generation?: number };
+
+/** The generation of an outcome: 0 where none is recorded. */
+export const generationOf = (x: ComparedOutcome): number => x.generation ?? 0;
 
 /** What execution needs of the world; the real one unless a test replaces it. */
 export interface Runner {
@@ -53,22 +60,29 @@ export function remoteRunner(deployments: readonly Deployment[]): Runner {
 }
 
 /**
- * Runs every configuration in order. A configuration starts one deployment per variant
- * (each warmed up), then runs rounds: every variant once per round, the order rotated
- * each round, each round on fresh records in a table of its own, until `o.rounds` rounds
- * ran or, with a budget, `o.budgetSec` seconds of rounds passed (at least MIN_ROUNDS).
+ * Runs every configuration in order. A configuration runs `o.generations` generations one
+ * after the other; a generation starts one deployment per variant (each warmed up), runs
+ * rounds on them and stops them. A round runs every variant once, in an order rotated each
+ * round (rounds are counted across generations), on fresh records in a table of its own.
+ * The rounds and the budget of a configuration are shared evenly between its generations:
+ * each runs at most ceil(`o.rounds` / generations) rounds and, with a budget, starts no
+ * round once its share of `o.budgetSec` passed, after at least {@link minRoundsPerGeneration}.
  * A deployment that fails to start or a round that throws becomes a failed outcome and
- * ends the configuration's rounds; the deployments are stopped in every case.
+ * ends the configuration; the deployments are stopped in every case.
  * `runId` keeps tables and ids of different comparisons apart on long-lived deployments.
  */
 export async function executePlan(
   plan: readonly PlannedConfig[],
-  o: Pick<CompareOptions, 'records' | 'warmup' | 'connections' | 'rounds' | 'budgetSec' | 'explain'>,
+  o: Pick<CompareOptions, 'records' | 'warmup' | 'connections' | 'rounds' | 'budgetSec' | 'explain'> & { readonly generations?: number },
   progress: ProgressReporter,
   runner: Runner,
   runId = '',
 ): Promise<ComparedOutcome[]> {
   const outcomes: ComparedOutcome[] = [];
+  const generations = o.generations ?? 1;
+  const roundsPerGeneration = Math.ceil(o.rounds / generations);
+  const budgetMs = o.budgetSec === null ? null : (o.budgetSec * 1000) / generations;
+  const minRounds = minRoundsPerGeneration(generations);
   for (const [ci, c] of plan.entries()) {
     const what = (variant: Variant, nodes = c.nodes) => ({ variant, nodes, ids: c.ids });
     if (c.baseline) {
@@ -83,51 +97,64 @@ export async function executePlan(
         progress.failed(label, failed.failure);
       }
     }
-    const deployments = new Map<Variant, Deployment>();
-    const first = outcomes.length;
-    try {
-      let broken = false;
-      for (const [vi, v] of c.variants.entries()) {
-        const label = { ...what(v), round: 0 };
-        try {
-          progress.update(label, { phase: 'starting', elapsedSec: 0, most: 0, everywhere: 0 });
-          const dep = await runner.deploy(v, c.nodes);
-          deployments.set(v, dep);
-          progress.update(label, { phase: 'warmup', elapsedSec: 0, most: 0, everywhere: 0 });
-          await runner.warmUp(dep, { records: o.warmup, connections: o.connections, ids: c.ids, tag: `${runId}${ci}w${vi}` });
-        } catch (err) {
-          const failed = failedRun(what(v), err);
-          outcomes.push({ ...failed, round: 0 });
-          progress.failed(label, failed.failure);
-          broken = true;
-          break;
-        }
-      }
-      const started = runner.now();
-      const more = (round: number) => !broken && round < o.rounds && (o.budgetSec === null || round < MIN_ROUNDS || runner.now() - started < o.budgetSec * 1000);
-      for (let round = 0; more(round); round++) {
-        for (const v of roundOrder(c.variants, round)) {
+    let round = 0;
+    let broken = false;
+    for (let generation = 0; generation < generations && !broken; generation++) {
+      const gen = { generation };
+      const deployments = new Map<Variant, Deployment>();
+      const first = outcomes.length;
+      try {
+        for (const [vi, v] of c.variants.entries()) {
           const label = { ...what(v), round };
           try {
-            const dep = deployments.get(v) as Deployment;
-            const done = await runner.measure(dep, { ids: c.ids, records: o.records, connections: o.connections, table: roundTable(runId, ci, round), tag: `${runId}${ci}.${round}`, explain: o.explain, onProgress: (s) => progress.update(label, s) });
-            outcomes.push({ ...done, round });
-            progress.finished(label, done);
+            progress.update(label, { phase: 'starting', elapsedSec: 0, most: 0, everywhere: 0 });
+            const dep = await runner.deploy(v, c.nodes);
+            deployments.set(v, dep);
+            progress.update(label, { phase: 'warmup', elapsedSec: 0, most: 0, everywhere: 0 });
+            await runner.warmUp(dep, { records: o.warmup, connections: o.connections, ids: c.ids, tag: `${runId}${ci}w${vi}${generation > 0 ? `g${generation}` : ''}` });
           } catch (err) {
             const failed = failedRun(what(v), err);
-            outcomes.push({ ...failed, round });
+            outcomes.push({ ...failed, round, ...gen });
             progress.failed(label, failed.failure);
             broken = true;
             break;
           }
         }
+        const started = runner.now();
+        const more = (k: number) => !broken && k < roundsPerGeneration && (budgetMs === null || k < minRounds || runner.now() - started < budgetMs);
+        for (let k = 0; more(k); k++, round++) {
+          for (const v of roundOrder(c.variants, round)) {
+            const label = { ...what(v), round };
+            try {
+              const dep = deployments.get(v) as Deployment;
+              const done = await runner.measure(dep, { ids: c.ids, records: o.records, connections: o.connections, table: roundTable(runId, ci, round), tag: `${runId}${ci}.${round}`, explain: o.explain, onProgress: (s) => progress.update(label, s) });
+              outcomes.push({ ...done, round, ...gen });
+              progress.finished(label, done);
+            } catch (err) {
+              const failed = failedRun(what(v), err);
+              outcomes.push({ ...failed, round, ...gen });
+              progress.failed(label, failed.failure);
+              broken = true;
+              break;
+            }
+          }
+        }
+      } finally {
+        await Promise.all([...deployments.values()].map((d) => d.stop().catch(() => {})));
       }
-    } finally {
-      await Promise.all([...deployments.values()].map((d) => d.stop().catch(() => {})));
+      explainRounds(outcomes, first, c, deployments, runId, ci);
     }
-    explainRounds(outcomes, first, c, deployments, runId, ci);
   }
   return outcomes;
+}
+
+/**
+ * Rounds a generation runs before a budget may end it: {@link MIN_ROUNDS} when there is
+ * one generation (fewer give no interval), else 2, so that every generation shows some of
+ * its own spread.
+ */
+export function minRoundsPerGeneration(generations: number): number {
+  return generations === 1 ? MIN_ROUNDS : Math.max(2, Math.ceil(MIN_ROUNDS / generations));
 }
 
 /**

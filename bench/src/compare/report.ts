@@ -10,10 +10,10 @@ import { COMPONENT_LABELS, COMPONENTS, type Breakdown } from '../explain.js';
 import { barChartSvg, stackedBarSvg, stackSvg } from '../svg.js';
 import { aggregate, againstPublished, PUBLISHED, type Bounds, type RatioStats } from './aggregate.js';
 import type { CompareOptions } from './args.js';
-import type { ComparedOutcome } from './execute.js';
+import { generationOf, type ComparedOutcome } from './execute.js';
 
 /** The layout of the JSON data; a stored result of an earlier format is kept as measured, not re-rendered. */
-export const REPORT_FORMAT = 2;
+export const REPORT_FORMAT = 3;
 
 export interface ReportInput {
   readonly options: CompareOptions;
@@ -120,7 +120,19 @@ export function buildReport({ options: o, outcomes, info, minutes }: ReportInput
       });
   });
 
-  const roundsText = o.budgetSec === null ? `${o.rounds} round(s)` : `rounds for ${o.budgetSec} s (${Math.min(...configs.map(roundsRun))}–${Math.max(...configs.map(roundsRun))})`;
+  const roundsText =
+    (o.budgetSec === null ? `${o.rounds} round(s)` : `rounds for ${o.budgetSec} s (${Math.min(...configs.map(roundsRun))}–${Math.max(...configs.map(roundsRun))})`) +
+    (o.generations > 1 ? ` on ${o.generations} generations of clusters` : '');
+  // which rounds each generation ran, where there were several
+  const generationLines =
+    o.generations > 1
+      ? configs.map((c) => {
+          const spans = new Map<number, number[]>();
+          for (const x of outcomes) if (x.nodes === c.nodes && x.ids === c.ids && x.transport !== 'none') spans.set(generationOf(x), [...(spans.get(generationOf(x)) ?? []), x.round]);
+          const text = [...spans.entries()].map(([g, rs]) => `${g + 1}: rounds ${Math.min(...rs) + 1}–${Math.max(...rs) + 1}`).join(', ');
+          return `${c.nodes} nodes, ${c.ids} ids: clusters started afresh for each generation (${text})`;
+        })
+      : [];
   const where = o.urls.length > 0 ? `running deployments ${o.urls.map((u) => u.join(',')).join(' and ')}` : 'local clusters';
   const header = `Replica compare — ${machineLine(info)}; ${where}; ${o.connections} connections, ${o.records} records per round (+${o.warmup} warm-up), ${roundsText}; took ${minutes.toFixed(1)} min`;
   const base = resultsBase(o.out, 'compare', info);
@@ -167,10 +179,11 @@ export function buildReport({ options: o, outcomes, info, minutes }: ReportInput
     '',
     `![replicated writes/s and CPU per write](${name}.svg)`,
     '',
-    '## Ratios (median over paired rounds, 95 % bootstrap interval)',
+    `## Ratios (median over paired rounds, 95 % bootstrap interval${o.generations > 1 ? ' over generations of clusters, then rounds' : ''})`,
     '',
     ratioTable,
     '',
+    ...generationLines.map((l) => `- ${l}`),
     ...statsLines.map((l) => `- ${l}`),
     ...baselineLines.map((l) => `- ${l}`),
     '',
@@ -183,14 +196,14 @@ export function buildReport({ options: o, outcomes, info, minutes }: ReportInput
     '',
     everyRun,
     '',
-    'A round runs every transport once, back to back, on clusters started once per configuration; the ratio of a round pairs its runs. ' +
+    `A round runs every transport once, back to back, on clusters started ${o.generations > 1 ? `afresh for each of ${o.generations} generations` : 'once'} per configuration; the ratio of a round pairs its runs. ` +
       'replicated/s: records ÷ seconds from the first request until every node held every record with one digest. ' +
       'verified: every node ended with exactly the acknowledged records and the same digest, with 0 errors. ' +
       'Lag: origin write → commit on the receiving node, all nodes together. CPU: measured phase only, from /proc (local) or process_cpu_seconds_total (--urls).',
     '',
   ].join('\n');
 
-  const options = { nodes: o.nodes, ids: o.ids, transports: o.transports, records: o.records, warmup: o.warmup, connections: o.connections, rounds: o.rounds, budgetSec: o.budgetSec, baseline: o.baseline, quick: o.quick, urls: o.urls, explain: o.explain, maxLagMs: o.maxLagMs };
+  const options = { nodes: o.nodes, ids: o.ids, transports: o.transports, records: o.records, warmup: o.warmup, connections: o.connections, rounds: o.rounds, budgetSec: o.budgetSec, generations: o.generations, baseline: o.baseline, quick: o.quick, urls: o.urls, explain: o.explain, maxLagMs: o.maxLagMs };
   const full = {
     benchmark: 'compare',
     format: REPORT_FORMAT,
@@ -209,6 +222,7 @@ export function buildReport({ options: o, outcomes, info, minutes }: ReportInput
       nodes: r.nodes,
       ids: r.ids,
       round: r.round,
+      generation: generationOf(r),
       records: r.records,
       acceptedPerSec: r.acceptedPerSec,
       replicatedPerSec: r.replicatedPerSec,
@@ -238,6 +252,7 @@ export function buildReport({ options: o, outcomes, info, minutes }: ReportInput
     '',
     ratioTable,
     '',
+    ...generationLines,
     ...statsLines,
     ...baselineLines,
     '',
