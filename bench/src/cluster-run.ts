@@ -149,10 +149,14 @@ export function histogramPercentile(cumulative: readonly number[], bucketsMs: re
   return bucketsMs.at(-1) ?? 0;
 }
 
-/** Counts of `table` on every node. */
-async function counts(urls: readonly string[], table: string): Promise<{ counts: number[]; digests: (string | undefined)[] }> {
+/** Counts of `table` on every node, and what each node's store refuses (its storage state, where not writable). */
+async function counts(urls: readonly string[], table: string): Promise<{ counts: number[]; digests: (string | undefined)[]; refusing: string[] }> {
   const s = await Promise.all(urls.map((u) => getStatus(u)));
-  return { counts: s.map((x) => x.tables[table]?.count ?? 0), digests: s.map((x) => x.tables[table]?.digest) };
+  const refusing = s.flatMap((x, i) => {
+    const storage = (x as { storage?: { state: string; reason?: string } }).storage;
+    return storage && storage.state !== 'writable' ? [`${urls[i]} storage ${storage.state}: ${storage.reason ?? ''}`] : [];
+  });
+  return { counts: s.map((x) => x.tables[table]?.count ?? 0), digests: s.map((x) => x.tables[table]?.digest), refusing };
 }
 
 /**
@@ -163,12 +167,12 @@ async function waitReplicated(urls: readonly string[], table: string, count: num
   const deadline = Date.now() + timeoutMs;
   let lastTick = 0;
   for (;;) {
-    const { counts: c, digests } = await counts(urls, table);
+    const { counts: c, digests, refusing } = await counts(urls, table);
     const at = Date.now();
     if (c.every((x) => x >= count) && new Set(digests).size === 1) {
       return { at, digest: digests[0] ?? '', exact: c.every((x) => x === count) };
     }
-    if (at > deadline) throw new Error(`not replicated within ${timeoutMs} ms: counts ${c.join(', ')}, want ${count}; digests ${[...new Set(digests)].join(', ')}`);
+    if (at > deadline) throw new Error(`not replicated within ${timeoutMs} ms: counts ${c.join(', ')}, want ${count}; digests ${[...new Set(digests)].join(', ')}${refusing.map((r) => `; ${r}`).join('')}`);
     if (tick && at - lastTick >= 1000) {
       lastTick = at;
       tick();

@@ -10,8 +10,12 @@ import { isLackOfSpace, minFreeBytes, type MinFree, type SpaceSample, type StatF
  * - `full`: a commit failed for lack of space: every write is refused. The store
  *   re-checks the space periodically and, once a commit goes through again, leaves this
  *   state by itself.
- * - `failed`: a commit failed for another reason: every write is refused until the store
- *   is reopened.
+ * - `failed`: a commit failed for another reason (an I/O error; an engine error, such as
+ *   the rare MDB_BAD_TXN lmdb-js raises from its free-list code under load): every write
+ *   is refused. LMDB aborted the transaction, so what it holds is the last commit; the
+ *   store tries a small commit with back-off (the check interval, doubling to
+ *   {@link PROBE_MAX_DELAY_MS}) and leaves this state by itself once one goes through. A
+ *   store whose commits keep failing stays here; a restart is then the operator's move.
  * Reads are served in every state.
  */
 export const StorageState = { writable: 'writable', low: 'low', full: 'full', failed: 'failed' } as const;
@@ -183,7 +187,7 @@ export class StorageGate {
     this.#lastProbeFree = undefined;
     this.#enter(StorageState.writable);
     this.sample(true);
-    this.o.logger.info(
+    this.o.logger[was === StorageState.failed ? 'warn' : 'info'](
       { was, refusedForMs: Date.now() - since, freeBytes: this.#sample?.freeBytes, state: this.#state },
       this.#state === StorageState.low ? 'store: commits possible again; replicated writes accepted, local writes still refused below the floor' : 'store: commits possible again; writes accepted',
     );
@@ -191,9 +195,14 @@ export class StorageGate {
     this.#waiters.clear();
   }
 
-  /** Whether the store should try a commit now: `full`, enough free space (or none measurable), and not backing off. */
+  /**
+   * Whether the store should try a commit now: `failed` and not backing off, or `full`
+   * with enough free space (or none measurable) and not backing off unless space grew.
+   */
   probeDue(): boolean {
-    if (this.#state !== StorageState.full || this.#episode === undefined) return false;
+    if (this.#episode === undefined) return false;
+    if (this.#state === StorageState.failed) return Date.now() >= this.#nextProbeMs;
+    if (this.#state !== StorageState.full) return false;
     const free = this.#sample?.freeBytes;
     if (free !== undefined && free < Math.max(this.#floor, PROBE_MIN_FREE_BYTES)) return false;
     const grew = free !== undefined && this.#lastProbeFree !== undefined && free >= this.#lastProbeFree + PROBE_GROWTH_BYTES;
@@ -262,7 +271,7 @@ export class StorageGate {
       case StorageState.full:
         return `storage full: a commit failed for lack of space (${this.#cause?.message}); every write refused, reads served; re-checking every ${this.o.checkIntervalMs} ms`;
       case StorageState.failed:
-        return `storage failed: a commit failed (${this.#cause?.message}); every write refused, reads served; restart the node once the cause is fixed`;
+        return `storage failed: a commit failed, not for lack of space (${this.#cause?.message}); every write refused, reads served; a commit is tried again with back-off (now every ${this.#probeDelayMs} ms), and writes resume once one goes through; restart the node if it does not recover`;
     }
   }
 
@@ -288,7 +297,7 @@ export class StorageGate {
     if (noSpace) {
       this.o.logger.error(fields, 'store: a commit failed for lack of space: every write is refused (507 REPLICA_ERR_STORAGE_FULL), nothing of it was written, reads go on; writes resume by themselves once space returns');
     } else {
-      this.o.logger.error(fields, 'store: a commit failed, not for lack of space: every write is refused (503 REPLICA_ERR_STORAGE_FAILED), nothing of it was written, reads go on; restart the node once the cause is fixed');
+      this.o.logger.error(fields, 'store: a commit failed, not for lack of space: every write is refused (503 REPLICA_ERR_STORAGE_FAILED), nothing of it was written, reads go on; a commit is tried again with back-off, and writes resume once one goes through');
     }
   }
 

@@ -134,7 +134,7 @@ export class StorageFullError extends ReplicaError {
 export class StorageFailedError extends ReplicaError {
   readonly code = 'REPLICA_ERR_STORAGE_FAILED';
   constructor(readonly detail: string, options?: { cause?: unknown }) {
-    super(`storage failed: ${detail}; writes are refused until the node restarts, reads go on`, options);
+    super(`storage failed: ${detail}; writes are refused until a retried commit goes through (or the node restarts), reads go on`, options);
   }
 }
 
