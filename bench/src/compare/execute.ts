@@ -100,43 +100,44 @@ export async function executePlan(
     let round = 0;
     let broken = false;
     for (let generation = 0; generation < generations && !broken; generation++) {
-      const gen = { generation };
       const deployments = new Map<Variant, Deployment>();
       const first = outcomes.length;
+      /** Runs one step of `v` in the current round; a throw is `v`'s failed outcome there, and ends the configuration. */
+      const attempt = async (v: Variant, step: (label: ReturnType<typeof what> & { round: number }) => Promise<void>): Promise<boolean> => {
+        const label = { ...what(v), round };
+        try {
+          await step(label);
+          return true;
+        } catch (err) {
+          const failed = failedRun(what(v), err);
+          outcomes.push({ ...failed, round, generation });
+          progress.failed(label, failed.failure);
+          broken = true;
+          return false;
+        }
+      };
       try {
         for (const [vi, v] of c.variants.entries()) {
-          const label = { ...what(v), round };
-          try {
+          const ready = await attempt(v, async (label) => {
             progress.update(label, { phase: 'starting', elapsedSec: 0, most: 0, everywhere: 0 });
             const dep = await runner.deploy(v, c.nodes);
             deployments.set(v, dep);
             progress.update(label, { phase: 'warmup', elapsedSec: 0, most: 0, everywhere: 0 });
             await runner.warmUp(dep, { records: o.warmup, connections: o.connections, ids: c.ids, tag: `${runId}${ci}w${vi}${generation > 0 ? `g${generation}` : ''}` });
-          } catch (err) {
-            const failed = failedRun(what(v), err);
-            outcomes.push({ ...failed, round, ...gen });
-            progress.failed(label, failed.failure);
-            broken = true;
-            break;
-          }
+          });
+          if (!ready) break;
         }
         const started = runner.now();
         const more = (k: number) => !broken && k < roundsPerGeneration && (budgetMs === null || k < minRounds || runner.now() - started < budgetMs);
         for (let k = 0; more(k); k++, round++) {
           for (const v of roundOrder(c.variants, round)) {
-            const label = { ...what(v), round };
-            try {
+            const measured = await attempt(v, async (label) => {
               const dep = deployments.get(v) as Deployment;
               const done = await runner.measure(dep, { ids: c.ids, records: o.records, connections: o.connections, table: roundTable(runId, ci, round), tag: `${runId}${ci}.${round}`, explain: o.explain, onProgress: (s) => progress.update(label, s) });
-              outcomes.push({ ...done, round, ...gen });
+              outcomes.push({ ...done, round, generation });
               progress.finished(label, done);
-            } catch (err) {
-              const failed = failedRun(what(v), err);
-              outcomes.push({ ...failed, round, ...gen });
-              progress.failed(label, failed.failure);
-              broken = true;
-              break;
-            }
+            });
+            if (!measured) break;
           }
         }
       } finally {
