@@ -88,15 +88,19 @@ export function againstPublished(b: Bounds): PublishedCheck | null {
 export function aggregate(o: Pick<CompareOptions, 'nodes' | 'ids' | 'transports'>, outcomes: readonly ComparedOutcome[]): Aggregate {
   const configs = configsOf(o);
   /** Every round of `variant` in `c`, by round; undefined if any failed or was not verified (or none ran). */
-  const roundsOf = (variant: Variant, c: Config): Map<number, Run & { generation: number }> | undefined => {
+  const roundsOf = (variant: Variant, c: Config): Map<number, Run & ComparedOutcome> | undefined => {
     const xs = outcomes.filter((x) => variantOf(x) === variant && x.nodes === c.nodes && x.ids === c.ids);
     if (xs.length === 0 || xs.some((x) => !isRun(x) || !x.verified)) return undefined;
-    return new Map(xs.map((x) => [x.round, { ...(x as Run), generation: generationOf(x) }]));
+    return new Map(xs.map((x) => [x.round, x as Run & ComparedOutcome]));
   };
   /** Samples grouped by generation, in generation order. */
   const byGeneration = (xs: readonly { generation: number; value: number }[]): number[][] => {
     const groups = new Map<number, number[]>();
-    for (const x of xs) groups.set(x.generation, [...(groups.get(x.generation) ?? []), x.value]);
+    for (const x of xs) {
+      const g = groups.get(x.generation);
+      if (g) g.push(x.value);
+      else groups.set(x.generation, [x.value]);
+    }
     return [...groups.entries()].sort((a, b) => a[0] - b[0]).map(([, v]) => v);
   };
   const medianOf = (variant: Variant, c: Config) => {
@@ -121,8 +125,9 @@ export function aggregate(o: Pick<CompareOptions, 'nodes' | 'ids' | 'transports'
         for (const [k, p] of plexus) {
           const n = nats.get(k);
           if (!n || n.replicatedPerSec <= 0) continue;
-          speed.push({ generation: p.generation, value: p.replicatedPerSec / n.replicatedPerSec });
-          if (cpuPer1k(p) > 0) cpu.push({ generation: p.generation, value: cpuPer1k(n) / cpuPer1k(p) });
+          const generation = generationOf(p);
+          speed.push({ generation, value: p.replicatedPerSec / n.replicatedPerSec });
+          if (cpuPer1k(p) > 0) cpu.push({ generation, value: cpuPer1k(n) / cpuPer1k(p) });
         }
       }
       const groups = { speed: byGeneration(speed), cpu: byGeneration(cpu) };

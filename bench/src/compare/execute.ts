@@ -73,13 +73,13 @@ export function remoteRunner(deployments: readonly Deployment[]): Runner {
  */
 export async function executePlan(
   plan: readonly PlannedConfig[],
-  o: Pick<CompareOptions, 'records' | 'warmup' | 'connections' | 'rounds' | 'budgetSec' | 'explain'> & { readonly generations?: number },
+  o: Pick<CompareOptions, 'records' | 'warmup' | 'connections' | 'rounds' | 'budgetSec' | 'generations' | 'explain'>,
   progress: ProgressReporter,
   runner: Runner,
   runId = '',
 ): Promise<ComparedOutcome[]> {
   const outcomes: ComparedOutcome[] = [];
-  const generations = o.generations ?? 1;
+  const { generations } = o;
   const roundsPerGeneration = Math.ceil(o.rounds / generations);
   const budgetMs = o.budgetSec === null ? null : (o.budgetSec * 1000) / generations;
   const minRounds = minRoundsPerGeneration(generations);
@@ -155,7 +155,7 @@ export async function executePlan(
  * its own spread.
  */
 export function minRoundsPerGeneration(generations: number): number {
-  return generations === 1 ? MIN_ROUNDS : Math.max(2, Math.ceil(MIN_ROUNDS / generations));
+  return generations === 1 ? MIN_ROUNDS : 2;
 }
 
 /**

@@ -127,9 +127,15 @@ export function buildReport({ options: o, outcomes, info, minutes }: ReportInput
   const generationLines =
     o.generations > 1
       ? configs.map((c) => {
-          const spans = new Map<number, number[]>();
-          for (const x of outcomes) if (x.nodes === c.nodes && x.ids === c.ids && x.transport !== 'none') spans.set(generationOf(x), [...(spans.get(generationOf(x)) ?? []), x.round]);
-          const text = [...spans.entries()].map(([g, rs]) => `${g + 1}: rounds ${Math.min(...rs) + 1}–${Math.max(...rs) + 1}`).join(', ');
+          // per generation, its first and last round
+          const spans = new Map<number, { first: number; last: number }>();
+          for (const x of outcomes) {
+            if (x.nodes !== c.nodes || x.ids !== c.ids || x.transport === 'none') continue;
+            const s = spans.get(generationOf(x));
+            if (s) s.last = Math.max(s.last, x.round);
+            else spans.set(generationOf(x), { first: x.round, last: x.round });
+          }
+          const text = [...spans.entries()].map(([g, s]) => `${g + 1}: rounds ${s.first + 1}–${s.last + 1}`).join(', ');
           return `${c.nodes} nodes, ${c.ids} ids: clusters started afresh for each generation (${text})`;
         })
       : [];
