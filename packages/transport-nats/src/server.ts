@@ -136,20 +136,32 @@ export async function startNatsServer(
     exited = new Promise((resolve) => child.once('exit', () => (live.delete(child), resolve())));
     child.once('error', () => {}); // a missing binary surfaces as the readiness error below
     const deadline = Date.now() + (opts.readyTimeoutMs ?? 20_000);
+    // the last lines of its log, less the warnings our own health polls cause
+    const tail = (lines: number) =>
+      readFileSync(logFile, 'utf8')
+        .trimEnd()
+        .split('\n')
+        .filter((l) => !l.includes('Healthcheck failed'))
+        .slice(-lines)
+        .join('\n');
+    let answer = 'no answer from its monitoring port';
     for (;;) {
       if (child.exitCode !== null || child.signalCode !== null) {
-        const tail = readFileSync(logFile, 'utf8').split('\n').slice(-5).join('\n');
-        throw new Error(`nats-server ${opts.name} exited during start-up (${logFile}):\n${tail}`);
+        throw new Error(`nats-server ${opts.name} exited during start-up (${logFile}):\n${tail(5)}`);
       }
       try {
         const r = await fetch(`http://${host}:${opts.httpPort}/healthz`, { signal: AbortSignal.timeout(1000) });
         if (r.ok) return;
+        answer = `/healthz answered ${r.status} ${(await r.text()).trim()}`;
       } catch {
         // not listening yet
       }
       if (Date.now() > deadline) {
         child.kill('SIGKILL');
-        throw new Error(`nats-server ${opts.name} not healthy in time (is nats-server installed? bin: ${natsServerBinary(opts.bin)}); see ${logFile}`);
+        // the log is in a directory the caller may remove: its last lines go with the error
+        throw new Error(
+          `nats-server ${opts.name} not healthy in time (is nats-server installed? bin: ${natsServerBinary(opts.bin)}); ${answer}; see ${logFile}, which ended:\n${tail(12)}`,
+        );
       }
       await new Promise((r) => setTimeout(r, 50));
     }
@@ -276,7 +288,12 @@ export interface NatsJoinOptions {
   readonly gomaxprocs?: number;
   /** How many servers it must end up routed to: every running server of the cluster. */
   readonly expectRoutes: number;
-  /** How long the server may take to be routed to them. Default 20 s. */
+  /**
+   * How long the server may take to be healthy and routed to them. Default 60 s: while
+   * the cluster's JetStream meta leader is being re-elected (its server just died), a
+   * joining server cannot report healthy, and on nats-server 2.9 that election took
+   * 6–10 s here, sometimes over 20 s.
+   */
   readonly joinTimeoutMs?: number;
 }
 
@@ -291,7 +308,7 @@ export interface NatsJoinOptions {
  */
 export async function joinNatsCluster(o: NatsJoinOptions): Promise<NatsServer> {
   const host = o.host ?? '127.0.0.1';
-  const deadline = Date.now() + (o.joinTimeoutMs ?? 20_000);
+  const deadline = Date.now() + (o.joinTimeoutMs ?? 60_000);
   for (let attempt = 1; ; attempt++) {
     let server: NatsServer | undefined;
     try {
@@ -311,6 +328,7 @@ export async function joinNatsCluster(o: NatsJoinOptions): Promise<NatsServer> {
         ...(o.tls ? { tls: o.tls } : {}),
         ...(o.clusterTls ? { clusterTls: o.clusterTls } : {}),
         ...(o.gomaxprocs !== undefined ? { gomaxprocs: o.gomaxprocs } : {}),
+        readyTimeoutMs: Math.max(1000, deadline - Date.now()),
       });
       await routedToAll(server, o.expectRoutes, deadline);
       return server;

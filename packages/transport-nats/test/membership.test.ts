@@ -1,10 +1,12 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect, type NatsConnection } from 'nats';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Store } from '@replica/storage';
 import type { Member } from '@replica/transport-api';
 import { converged, eventually, suiteNode } from '@replica/transport-api/testing';
-import { joinNatsCluster, natsTransport, routesOf, startNatsCluster, type NatsServer } from '../src/index.js';
+import { freePort, joinNatsCluster, natsTransport, routesOf, startNatsCluster, startNatsServer, type NatsServer } from '../src/index.js';
 import { natsCluster, type NatsNode, type NatsTestCluster } from './helpers.js';
 
 const active = (...names: string[]): Member[] => names.map((name) => ({ name, address: '', state: 'active', revoked: [] }));
@@ -34,8 +36,6 @@ describe('nats-server: a new server joins a running cluster', () => {
   });
 
   it('routes only to one seed, is routed to every server by gossip, and takes a stream placed by its tag', async () => {
-    const { mkdtempSync, rmSync } = await import('node:fs');
-    const { tmpdir } = await import('node:os');
     const root = mkdtempSync(join(tmpdir(), 'replica-nats-join-'));
     stops.push(async () => rmSync(root, { recursive: true, force: true }));
     const cluster = await startNatsCluster({ names: ['s0', 's1', 's2'], dir: join(root, 'nats') });
@@ -61,6 +61,56 @@ describe('nats-server: a new server joins a running cluster', () => {
     } finally {
       await nc?.close();
     }
+  });
+
+  it("joins while the meta leader's server is down: it waits out the election and is healthy under the new leader", async () => {
+    const root = mkdtempSync(join(tmpdir(), 'replica-nats-join-'));
+    stops.push(async () => rmSync(root, { recursive: true, force: true }));
+    const cluster = await startNatsCluster({ names: ['s0', 's1', 's2'], dir: join(root, 'nats') });
+    stops.push(cluster.stop);
+    const metaLeader = async (s: NatsServer): Promise<string | undefined> =>
+      ((await (await fetch(`${s.monitorUrl}/jsz`)).json()) as { meta_cluster?: { leader?: string } }).meta_cluster?.leader || undefined;
+    let leader: string | undefined;
+    for (const deadline = Date.now() + 10_000; !(leader = await metaLeader(cluster.servers[0] as NatsServer)); ) {
+      if (Date.now() > deadline) throw new Error('the cluster elected no meta leader in 10 s');
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    const victim = cluster.servers.find((s) => s.name === leader) as NatsServer;
+    const seed = cluster.servers.find((s) => s !== victim) as NatsServer;
+    await victim.stop('SIGKILL');
+    // No meta leader until the two left elect one (6-10 s here, sometimes over 20 s):
+    // the join's default deadline covers it.
+    const joined = await joinNatsCluster({ name: 's3', seeds: [seed.routeUrl as string], dir: join(root, 'nats'), expectRoutes: 2 });
+    stops.push(() => joined.stop());
+    expect((await fetch(`${joined.monitorUrl}/healthz`)).status).toBe(200);
+    const now = await metaLeader(joined);
+    expect(now, 'a new meta leader').toBeDefined();
+    expect(now).not.toBe(victim.name);
+  }, 120_000); // the election took up to 23 s in 20 tries here; the join may take 60 s
+
+  it('a server that cannot become healthy is killed, and the error says what /healthz answered and how its log ended', async () => {
+    const root = mkdtempSync(join(tmpdir(), 'replica-nats-join-'));
+    stops.push(async () => rmSync(root, { recursive: true, force: true }));
+    // clustered, its only route leads nowhere: its JetStream never meets a meta leader
+    const nowhere = await freePort('127.0.0.1');
+    const start = startNatsServer({
+      name: 'alone',
+      dir: root,
+      storeDir: join(root, 'alone'),
+      clientPort: await freePort('127.0.0.1'),
+      httpPort: await freePort('127.0.0.1'),
+      clusterPort: await freePort('127.0.0.1'),
+      routes: [`nats-route://127.0.0.1:${nowhere}`],
+      readyTimeoutMs: 2000,
+    });
+    const err = (await start.then(
+      () => undefined,
+      (e: unknown) => e,
+    )) as Error | undefined;
+    expect(err?.message).toMatch(/^nats-server alone not healthy in time .*; \/healthz answered 503 .*meta leader.*; see .*alone\.log, which ended:\n/);
+    // the tail is the server's own lines, not the warnings our polls caused
+    expect(err?.message).toMatch(/\[INF\]|\[WRN\]|\[ERR\]/);
+    expect(err?.message).not.toContain('Healthcheck failed');
   });
 });
 
