@@ -102,9 +102,20 @@ process.once('exit', () => {
   for (const c of live) c.kill('SIGKILL');
 });
 
+/** How long a standalone server may take to report healthy (`readyTimeoutMs`' default). */
+export const READY_TIMEOUT_MS = 20_000;
+/**
+ * How long a clustered server may take (the default when it has routes, and the least a
+ * restart waits): it cannot report healthy while the cluster has no JetStream meta
+ * leader, and electing one after the leader's server died took 4-23 s in 20 tries here
+ * (nats-server 2.9.10).
+ */
+export const CLUSTERED_READY_TIMEOUT_MS = 60_000;
+
 /**
  * Writes the server's config into `dir`, starts it and resolves once its monitoring
- * endpoint reports healthy. The process is killed if that takes longer than `readyTimeoutMs`.
+ * endpoint reports healthy. The process is killed if that takes longer than `readyTimeoutMs`
+ * ({@link READY_TIMEOUT_MS}, or {@link CLUSTERED_READY_TIMEOUT_MS} for a server with routes).
  */
 export async function startNatsServer(
   opts: NatsServerOptions & {
@@ -126,16 +137,22 @@ export async function startNatsServer(
   const host = opts.host ?? '127.0.0.1';
   let child: ChildProcess;
   let exited: Promise<void>;
+  const clustered = (opts.routes?.length ?? 0) > 0;
+  const readyTimeoutMs = opts.readyTimeoutMs ?? (clustered ? CLUSTERED_READY_TIMEOUT_MS : READY_TIMEOUT_MS);
 
-  const launch = async () => {
+  const launch = async (timeoutMs: number) => {
     const fd = openSync(logFile, 'a');
     const env = opts.gomaxprocs === undefined ? process.env : { ...process.env, GOMAXPROCS: String(opts.gomaxprocs) };
     child = spawn(natsServerBinary(opts.bin), ['-c', configFile], { stdio: ['ignore', fd, fd], env });
     closeSync(fd);
     live.add(child);
     exited = new Promise((resolve) => child.once('exit', () => (live.delete(child), resolve())));
-    child.once('error', () => {}); // a missing binary surfaces as the readiness error below
-    const deadline = Date.now() + (opts.readyTimeoutMs ?? 20_000);
+    let spawnError: Error | undefined;
+    child.once('error', (err) => {
+      spawnError = err; // a missing binary, say: no 'exit' follows
+      live.delete(child);
+    });
+    const deadline = Date.now() + timeoutMs;
     // the last lines of its log, less the warnings our own health polls cause
     const tail = (lines: number) =>
       readFileSync(logFile, 'utf8')
@@ -146,6 +163,7 @@ export async function startNatsServer(
         .join('\n');
     let answer = 'no answer from its monitoring port';
     for (;;) {
+      if (spawnError) throw new Error(`nats-server ${opts.name} could not be started: ${spawnError.message} (is nats-server installed? bin: ${natsServerBinary(opts.bin)})`);
       if (child.exitCode !== null || child.signalCode !== null) {
         throw new Error(`nats-server ${opts.name} exited during start-up (${logFile}):\n${tail(5)}`);
       }
@@ -158,6 +176,7 @@ export async function startNatsServer(
       }
       if (Date.now() > deadline) {
         child.kill('SIGKILL');
+        await exited; // gone before the caller hears of it
         // the log is in a directory the caller may remove: its last lines go with the error
         throw new Error(
           `nats-server ${opts.name} not healthy in time (is nats-server installed? bin: ${natsServerBinary(opts.bin)}); ${answer}; see ${logFile}, which ended:\n${tail(12)}`,
@@ -166,7 +185,7 @@ export async function startNatsServer(
       await new Promise((r) => setTimeout(r, 50));
     }
   };
-  await launch();
+  await launch(readyTimeoutMs);
   const stop = async (signal: NodeJS.Signals = 'SIGTERM') => {
     if (child.exitCode !== null || child.signalCode !== null) return;
     const force = setTimeout(() => child.kill('SIGKILL'), 10_000);
@@ -191,9 +210,10 @@ export async function startNatsServer(
     stop,
     // A running server is stopped first: a second process on the same ports would exit,
     // while the first one kept answering the health check, and then outlive stop().
+    // …and a clustered one waits out a meta-leader election, whatever its first start allowed
     restart: async () => {
       await stop();
-      await launch();
+      await launch(clustered ? Math.max(readyTimeoutMs, CLUSTERED_READY_TIMEOUT_MS) : readyTimeoutMs);
     },
   };
 }
