@@ -244,7 +244,19 @@ export function buildApp(config: Config, deps: AppDeps): FastifyInstance {
       return k;
     };
 
+    /**
+     * A write that committed after this node learned of its removal may have missed the
+     * hand-over of its last writes, which ends once the members confirmed what the log
+     * held then: it is acknowledged only if a member confirms it, else refused with 503.
+     */
+    const handedOver = async (seq: number): Promise<void> => {
+      if (!membership.selfRemoved) return;
+      const confirmed = transport?.waitForReplicas && transport.peerNames().length > 0 ? await transport.waitForReplicas(seq, 1, config.confirmTimeoutMs) : 0;
+      if (confirmed < 1) throw new UnavailableError('this node was removed from the cluster while the write was in flight, and no member confirmed it (it may still reach them); write to a member');
+    };
+
     const confirm = async (reply: FastifyReply, seq: number, k: number): Promise<void> => {
+      await handedOver(seq);
       if (transport?.shipped) await shippedWithin(transport.shipped(seq), config.confirmTimeoutMs);
       if (k === 0 || !transport?.waitForReplicas) return;
       const confirmed = await transport.waitForReplicas(seq, k, config.confirmTimeoutMs);
