@@ -19,7 +19,7 @@ export class StorageMetrics {
     const registers = [registry];
     this.#state = new Gauge({
       name: 'replica_storage_state',
-      help: 'The storage state: 1 for the current one (writable; low: below MIN_FREE_BYTES, local writes refused; full: a commit found no space, every write refused; failed: a commit failed for another reason, every write refused until a retried commit goes through).',
+      help: 'The storage state: 1 for the current one (writable; low: below MIN_FREE_BYTES, local writes refused; full: a commit found no space, or replicated writes reached half of MIN_FREE_BYTES, every write refused; failed: a commit failed for another reason, every write refused until a retried commit goes through).',
       labelNames: ['state'],
       registers,
     });

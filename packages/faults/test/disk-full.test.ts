@@ -17,7 +17,11 @@ interface NodeStorage {
   freeBytes?: number;
   refusedWrites: Record<string, number>;
   failedCommits: number;
+  cause?: { message: string };
 }
+
+/** How a node's store turned full: its replicated writes reached the engine's reserve, or a commit ran out of space first. */
+const howFull = (s: NodeStorage): string => (s.failedCommits > 0 ? `a commit failed for lack of space (${s.failedCommits})` : "replicated writes reached the engine's reserve");
 
 const storageOf = async (url: string): Promise<NodeStorage> => ((await (await fetch(`${url}/status`, { signal: AbortSignal.timeout(5000) })).json()) as { storage: NodeStorage }).storage;
 
@@ -118,11 +122,13 @@ describe.skipIf(noTmpfs !== undefined).each(TRANSPORTS)(`a disk that fills up, o
     expect(Object.keys(refused).every((k) => k === 'n1 507'), `only n1 refused writes, with 507: ${JSON.stringify(refused)}`).toBe(true);
     expect(n1Refused, 'n1 refused writes').toBeGreaterThan(0);
     expect(n1.refusedWrites['low'], 'n1 refused its own writes below the floor before its disk was full').toBeGreaterThan(0);
-    expect(n1.failedCommits, 'then a commit failed for lack of space (a replicated batch)').toBeGreaterThan(0);
+    // then its peer's writes filled it to the engine's reserve (or a batch ran out of space first)
+    expect(n1.state).toBe('full');
+    expect(n1.cause?.message ?? '', howFull(n1)).toMatch(n1.failedCommits > 0 ? /space/i : /storage engine's reserve/);
     const ready = await fetch(`${c.nodes[0]?.url}/ready`);
     expect(ready.status).toBe(503);
     expect(((await ready.json()) as { reason: string }).reason).toMatch(/storage full/);
-    await recoverAndCheck(c, 0, { scenario, seed, prefix: 'w2', acked: load.acked, pids, note: (recoveryMs) => `n1 full after ${(fillMs / 1000).toFixed(1)} s; ${n1Refused} writes refused with 507 (${n1.refusedWrites['low']} below the floor, ${n1.refusedWrites['full']} full); ready again ${(recoveryMs / 1000).toFixed(1)} s after the disk grew; no process exited` });
+    await recoverAndCheck(c, 0, { scenario, seed, prefix: 'w2', acked: load.acked, pids, note: (recoveryMs) => `n1 full after ${(fillMs / 1000).toFixed(1)} s (${howFull(n1)}); ${n1Refused} writes refused with 507 (${n1.refusedWrites['low']} below the floor, ${n1.refusedWrites['full']} full); ready again ${(recoveryMs / 1000).toFixed(1)} s after the disk grew; no process exited` });
   });
 
   it('a follower\'s disk fills under load, then space returns', async () => {
@@ -137,10 +143,12 @@ describe.skipIf(noTmpfs !== undefined).each(TRANSPORTS)(`a disk that fills up, o
     await load.stop();
     expect(load.failed(), `writes to n1 and n2 are not affected: ${JSON.stringify(refusals(load))}\n${logsOf(c)}`).toBe(0);
     const n3 = await storageOf(c.nodes[2]?.url as string);
-    expect(n3.failedCommits).toBeGreaterThan(0);
+    expect(n3.state).toBe('full');
+    expect(n3.refusedWrites['full'], "n3 refused its peers' batches").toBeGreaterThan(0);
+    expect(n3.cause?.message ?? '', howFull(n3)).toMatch(n3.failedCommits > 0 ? /space/i : /storage engine's reserve/);
     const behind = (await status(c.nodes[2]?.url as string)).tables['items']?.count ?? 0;
     expect(behind, 'n3 is behind while full').toBeLessThan(load.acked.length);
-    await recoverAndCheck(c, 2, { scenario, seed, prefix: 'f2', acked: load.acked, pids, note: (recoveryMs) => `n3 full after ${(fillMs / 1000).toFixed(1)} s holding ${behind} records; 0 writes refused (n3 took none); n3 caught up and ready ${(recoveryMs / 1000).toFixed(1)} s after its disk grew; no process exited` });
+    await recoverAndCheck(c, 2, { scenario, seed, prefix: 'f2', acked: load.acked, pids, note: (recoveryMs) => `n3 full after ${(fillMs / 1000).toFixed(1)} s (${howFull(n3)}) holding ${behind} records; 0 writes refused (n3 took none); n3 caught up and ready ${(recoveryMs / 1000).toFixed(1)} s after its disk grew; no process exited` });
   });
 });
 

@@ -100,6 +100,37 @@ describe('the free-space floor', () => {
     expect(store.storage().state).toBe('writable');
     expect(store.verify()).toEqual([]);
   });
+
+  it("stops replicated writes at the engine's reserve (half the floor) before a commit can fail, and resumes by itself once space returns", async () => {
+    let free = 3 * MiB;
+    const store = stores.open('n1', { minFree: { bytes: 4 * MiB }, statFs: () => ({ freeBytes: free, totalBytes: 100 * MiB }), spaceCheckIntervalMs: 50 });
+    const peer = stores.open('n2');
+    for (let i = 0; i < 3; i++) await peer.put('t', { id: `p${i}` });
+    // below the floor, above the reserve: replication goes on
+    expect((await store.applyRemote(peer.readLog(1, 1))).applied).toBe(1);
+    free = 2 * MiB - 1;
+    await sleep(150); // older than a measurement may be
+    const err = await store.applyRemote(peer.readLog(2, 1)).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(StorageFullError);
+    expect((err as StorageFullError).reason).toBe('noSpace');
+    expect((err as Error).message).toMatch(/^storage full: free space 2097151 bytes is below the storage engine's reserve of 2097152 bytes \(half of MIN_FREE_BYTES\)/);
+    // every write is refused now, none of them by a failed commit; reads go on
+    await expect(store.put('t', { id: 'local' })).rejects.toBeInstanceOf(StorageFullError);
+    expect(store.storage()).toMatchObject({ state: 'full', failedCommits: 0, refusedWrites: { full: 2 }, cause: { message: expect.stringMatching(/reserve/) } });
+    expect(store.storage().reason).toMatch(/^storage full: free space .* below the storage engine's reserve/);
+    expect(store.get('t', 'p0')).toEqual({ id: 'p0' });
+    expect(store.cursors()['n2']).toBe(1);
+    let writable = false;
+    const resumed = store.whenWritable().then(() => (writable = true));
+    await sleep(200);
+    expect(writable, 'still full while space is short').toBe(false);
+    free = 5 * MiB;
+    await resumed;
+    expect((await store.applyRemote(peer.readLog(2, 10))).applied).toBe(2);
+    expect(store.cursors()['n2']).toBe(3);
+    expect(store.storage()).toMatchObject({ state: 'writable', failedCommits: 0 });
+    expect(store.verify()).toEqual([]);
+  });
 });
 
 const noTmpfs = tmpfsUnavailable();
